@@ -1,0 +1,86 @@
+"""The Typer app: thin commands over the stage functions. User errors end here as one red line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .dataset import DEFAULT_DATASET, locate
+from .errors import ChexbalError
+from .progress import console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Does GAN augmentation of rare chest X-ray findings beat flips or nothing, and at which data sizes?")
+
+DataDir = Annotated[Path, typer.Option(help="Folder holding prepared datasets.")]
+Dataset = Annotated[str, typer.Option(help="Prepared dataset name (a folder in --data-dir).")]
+Frac = Annotated[float, typer.Option(help="Regimen: the fraction of the pool (non-test patients), in (0, 1].")]
+Seed = Annotated[int, typer.Option(help="Seed for splits and rendering.")]
+
+
+def user_errors(command):
+    """Show a ChexbalError as one red line and exit non-zero, never as a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ChexbalError as err:
+            console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: run the same command again to resume[/]")
+            sys.exit(130)
+
+    return wrapper
+
+
+@app.command()
+@user_errors
+def prepare(
+    source: Annotated[str, typer.Option(help="phantom (embedded, needs no files) or chexpert.")] = "phantom",
+    root: Annotated[Optional[Path], typer.Option(help="CheXpert folder holding train.csv (--source chexpert).")] = None,
+    frac: Frac = 0.01,
+    size: Annotated[Optional[int], typer.Option(help="Image side in pixels [default: 64 phantom, 224 chexpert].")] = None,
+    seed: Seed = 0,
+    views: Annotated[str, typer.Option(help="frontal or all.")] = "frontal",
+    uncertain: Annotated[str, typer.Option(help="Uncertain labels become ones (U-Ones, the paper's) or zeros.")] = "ones",
+    data_dir: DataDir = Path("data"),
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name [default: <source>-<size>].")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Skip missing or unreadable images, recorded in skipped.csv.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Processes decoding or rendering [default: all cores].")] = None,
+) -> None:
+    """Turn the phantom data or a CheXpert download into data/<dataset>/ for one regimen."""
+    from .prepare import prepare as run
+
+    folder = run(source, root, frac, size, seed, views, uncertain, data_dir, dataset, skip_bad, workers)
+    console.print(f"prepared {folder} (regimen {frac:g})")
+
+
+@app.command()
+@user_errors
+def info(dataset: Annotated[str, typer.Argument(help="Prepared dataset name.")] = DEFAULT_DATASET,
+         data_dir: DataDir = Path("data")) -> None:
+    """Per-class positives, uncertain labels and prevalence for the pool, the test set and each regimen."""
+    from .info import class_table, groups
+
+    folder = locate(data_dir, dataset)
+    found = groups(folder)
+    table_data = class_table(folder, found)
+    table = Table(title=f"{dataset}: raw positives / uncertain, prevalence after the label policy")
+    table.add_column("class")
+    for name, rows in found.items():
+        table.add_column(f"{name}\n{len(rows)} img, {rows['patient'].nunique()} pat", justify="right")
+    for cls, row in table_data.iterrows():
+        cells = [f"{int(row[(g, 'positive')])}/{int(row[(g, 'uncertain')])} {row[(g, 'prevalence')]:.1%}" for g in found]
+        table.add_row(cls, *cells)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

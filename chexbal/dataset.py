@@ -1,0 +1,53 @@
+"""Finding and reading a prepared dataset (data/<dataset>/) from any later stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import store
+from .errors import ChexbalError
+from .labels import check_label_columns
+from .splits import check_frac, frac_name
+
+DEFAULT_DATASET = "phantom-64"
+
+
+def locate(data_dir: Path, dataset: str) -> Path:
+    folder = Path(data_dir) / dataset
+    if not (folder / "index.csv").is_file():
+        raise ChexbalError(f"no prepared dataset at {folder}: run `chexbal prepare` first")
+    return folder
+
+
+def read_index(folder: Path) -> pd.DataFrame:
+    return _read_table(folder / "index.csv")
+
+
+def read_subset(folder: Path, frac: float) -> pd.DataFrame:
+    path = folder / "subsets" / f"{frac_name(check_frac(frac))}.csv"
+    if not path.is_file():
+        raise ChexbalError(f"{folder.name} has no regimen {frac:g}: run `chexbal prepare --frac {frac:g}` first")
+    return _read_table(path)
+
+
+def prepared_fracs(folder: Path) -> list[float]:
+    return sorted(float(p.stem.removeprefix("frac-")) for p in (folder / "subsets").glob("frac-*.csv"))
+
+
+def load_images(folder: Path, rows: pd.DataFrame) -> np.ndarray:
+    """The uint8 images of `rows` (a regimen's rows), in the rows' order."""
+    indices = rows["index"].to_numpy()
+    images = store.open_complete(folder / "images.zarr", int(indices.max()) + 1 if len(indices) else 0)
+    return images[: int(indices.max()) + 1][indices] if len(indices) else np.zeros((0, *images.shape[1:]), np.uint8)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path)
+    for column in ("index", "Path", "patient", "split"):
+        if column not in table.columns:
+            raise ChexbalError(f"{path} lacks the column {column!r}")
+    check_label_columns(table, str(path))
+    return table

@@ -1,0 +1,67 @@
+"""User errors end as one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from chexbal.cli import app
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result, result.output.strip()
+
+
+def assert_one_line_error(result, output, code, fragment):
+    assert result.exit_code == code, output
+    assert "Traceback" not in output
+    assert len(output.splitlines()) == 1, output
+    assert output.startswith("error:") and fragment in output, output
+
+
+@pytest.mark.parametrize("frac", ["0", "1.5", "-0.1"])
+def test_impossible_frac(tmp_path, frac):
+    result, output = invoke("prepare", "--frac", frac, "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 2, "--frac must be in (0, 1]")
+    assert not any(tmp_path.iterdir()), "an impossible option still wrote files"
+
+
+def test_missing_root(tmp_path):
+    result, output = invoke("prepare", "--source", "chexpert", "--root", tmp_path / "nope", "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 1, "is not a folder")
+
+
+def test_missing_train_csv(tmp_path):
+    (tmp_path / "CheXpert").mkdir()
+    result, output = invoke("prepare", "--source", "chexpert", "--root", tmp_path / "CheXpert", "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 1, "train.csv not found")
+
+
+def test_csv_without_label_columns(chexpert_root, tmp_path):
+    table = pd.read_csv(chexpert_root / "train.csv")
+    table.drop(columns=["Fracture", "Edema"]).to_csv(chexpert_root / "train.csv", index=False)
+    result, output = invoke("prepare", "--source", "chexpert", "--root", chexpert_root, "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 1, "lacks label columns: Edema, Fracture")
+
+
+def test_missing_image_via_cli(chexpert_root, tmp_path):
+    first = pd.read_csv(chexpert_root / "train.csv")["Path"][0]
+    (chexpert_root / first.split("/", 1)[1]).unlink()
+    result, output = invoke("prepare", "--source", "chexpert", "--root", chexpert_root, "--frac", "1",
+                            "--data-dir", tmp_path / "data", "--workers", "1")
+    assert result.exit_code == 1 and "Traceback" not in output
+    assert "1 images are missing or unreadable" in output.splitlines()[-1] and first in output
+
+
+def test_unknown_source_and_root_for_phantom(tmp_path):
+    result, output = invoke("prepare", "--source", "mimic", "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 2, "--source must be one of phantom, chexpert")
+    result, output = invoke("prepare", "--root", tmp_path, "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 2, "--root is for --source chexpert")
+
+
+def test_info_without_a_dataset(tmp_path):
+    result, output = invoke("info", "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 1, "run `chexbal prepare` first")
