@@ -82,5 +82,33 @@ def info(dataset: Annotated[str, typer.Argument(help="Prepared dataset name.")] 
     console.print(table)
 
 
+@app.command()
+@user_errors
+def train(
+    frac: Frac = 0.01,
+    aug: Annotated[str, typer.Option(help="none, standard (random h/v flips) or gan (adds the generated set).")] = "none",
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
+    optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adam.")] = "adam",
+    epochs: Annotated[int, typer.Option(help="Epochs (the paper: 10).")] = 10,
+    seed: Seed = 0,
+    weights: Annotated[Optional[Path], typer.Option(help="A local torchxrayvision or torchvision DenseNet-121 file.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+    run_dir: Annotated[Optional[Path], typer.Option(help="[default: runs/<dataset>/frac-<F>/<aug>/<hyperparameters>]")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
+) -> None:
+    """Fine-tune DenseNet-121 on one regimen and score the test set with the best epoch."""
+    from .train import TrainConfig
+    from .train import train as run
+
+    cfg = TrainConfig(frac, aug, lr, batch_size, optimizer, epochs, seed, str(weights) if weights else None,
+                      device, amp, str(data_dir), dataset, str(run_dir) if run_dir else None)
+    folder = run(cfg, resume=resume)
+    console.print(f"run written to {folder}")
+
+
 if __name__ == "__main__":
     app()

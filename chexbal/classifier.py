@@ -1,0 +1,93 @@
+"""DenseNet-121 for 14 findings: construction, local weights, and a forward pass that returns logits.
+
+torchxrayvision's DenseNet is used for its layers only. Its own forward may resize inputs to 224 px,
+apply a sigmoid and op_norm; chexbal trains with BCE-with-logits at the dataset's size, so `Classifier`
+runs `features` -> ReLU -> global average pool -> linear itself. The same pieces give the class
+activation maps (final features weighted by one class's row of the linear layer).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ChexbalError
+from .labels import PATHOLOGIES
+from .progress import console
+
+# Cached torchxrayvision weights used when no --weights is given. NIH ChestX-ray14 only: weights
+# trained with CheXpert (`chex`, `all`) have seen CheXpert's test patients.
+CACHED_WEIGHTS = "nih-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt"
+
+
+class Classifier(nn.Module):
+    def __init__(self, n_classes: int = len(PATHOLOGIES)):
+        super().__init__()
+        import torchxrayvision as xrv
+
+        densenet = xrv.models.DenseNet(num_classes=n_classes, in_channels=1, weights=None)
+        self.features = densenet.features
+        self.classifier = densenet.classifier
+
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(F.adaptive_avg_pool2d(self.feature_maps(x), 1).flatten(1))
+
+
+def build(weights: Path | None = None, cache_dir: Path | None = None, quiet: bool = False) -> tuple[Classifier, str]:
+    """The model and a note saying where its initial weights came from."""
+    model = Classifier()
+    if weights is not None:
+        load_pretrained(model, Path(weights))
+        return model, f"weights from {weights}"
+    cached = Path(cache_dir or Path.home() / ".torchxrayvision" / "models_data") / CACHED_WEIGHTS
+    if cached.is_file():
+        load_pretrained(model, cached)
+        return model, f"torchxrayvision NIH weights from {cached}"
+    if not quiet:
+        console.print("[yellow]notice:[/] no --weights and no cached torchxrayvision weights: random initialisation")
+    return model, "random initialisation"
+
+
+def load_pretrained(model: Classifier, path: Path) -> None:
+    """Load a torchxrayvision or torchvision DenseNet-121 file into `model`'s features.
+
+    A 3-channel first convolution (torchvision, ImageNet) is summed to one channel; the classifier
+    layer is not loaded, since its classes differ.
+    """
+    if not path.is_file():
+        raise ChexbalError(f"weights file {path} not found")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise ChexbalError(f"{path} is not a PyTorch weights file: {err}") from None
+    state = _state_dict_of(saved)
+    # torchvision's old files name layers "norm.1"; its modules are now "norm1".
+    state = {re.sub(r"\.(norm|relu|conv)\.(\d)", r".\1\2", k): v for k, v in state.items()}
+    state = {k.removeprefix("module.").removeprefix("model."): v for k, v in state.items()}
+    features = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    conv0 = features.get("conv0.weight")
+    if conv0 is not None and conv0.ndim == 4 and conv0.shape[1] == 3:
+        features["conv0.weight"] = conv0.sum(dim=1, keepdim=True)
+    expected = model.features.state_dict()
+    wrong = [k for k in expected if k not in features or features[k].shape != expected[k].shape]
+    if wrong:
+        raise ChexbalError(f"{path} is not a DenseNet-121 checkpoint ({len(wrong)} layers missing or of another shape, e.g. {wrong[0]})")
+    model.features.load_state_dict({k: features[k] for k in expected})
+
+
+def _state_dict_of(saved) -> dict:
+    if isinstance(saved, nn.Module):
+        return saved.state_dict()
+    if isinstance(saved, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(saved.get(key), dict):
+                return saved[key]
+        return saved
+    return {}

@@ -1,0 +1,257 @@
+"""`chexbal train`: fine-tune DenseNet-121 on one regimen with no, flip or GAN augmentation.
+
+The loop reads top to bottom: per epoch, train -> validate -> log -> checkpoint. The regimen's uint8
+images live in memory (on the GPU when there is one); normalisation and flips happen there, on whole
+batches. At the end the best epoch (by mean validation AUC) scores the test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import classifier, store, synthetic
+from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
+from .errors import ChexbalError
+from .evaluate import auc_per_class, mean_auc
+from .labels import PATHOLOGIES, label_matrix
+from .progress import bar, console
+from .splits import check_frac, frac_name, train_val_split
+
+AUGMENTATIONS = ("none", "standard", "gan")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    frac: float = 0.01
+    aug: str = "none"
+    lr: float = 1e-3
+    batch_size: int = 32
+    optimizer: str = "adam"
+    epochs: int = 10
+    seed: int = 0
+    weights: str | None = None
+    device: str = "auto"
+    amp: str = "auto"  # bf16 autocast: auto = on for CUDA and for CPUs with bf16 matrix units
+    data_dir: str = "data"
+    dataset: str = DEFAULT_DATASET
+    run_dir: str | None = None
+
+    def check(self) -> "TrainConfig":
+        check_frac(self.frac)
+        for name, value, allowed in (("--aug", self.aug, AUGMENTATIONS), ("--optimizer", self.optimizer, OPTIMIZERS),
+                                     ("--amp", self.amp, ("auto", "on", "off"))):
+            if value not in allowed:
+                raise ChexbalError(f"{name} must be one of {', '.join(allowed)}, not {value!r}", 2)
+        if not (self.lr > 0 and self.batch_size >= 2 and self.epochs >= 1):
+            raise ChexbalError("--lr must be positive, --batch-size at least 2 and --epochs at least 1", 2)
+        return self
+
+    def default_run_dir(self) -> Path:
+        name = f"lr{self.lr:g}-bs{self.batch_size}-{self.optimizer}-seed{self.seed}"
+        return Path("runs") / self.dataset / frac_name(self.frac) / self.aug / name
+
+
+# What must agree between an interrupted run and its resumption.
+RESUME_KEYS = ("frac", "aug", "lr", "batch_size", "optimizer", "seed", "weights", "dataset", "amp")
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
+    cfg.check()
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
+    device = pick_device(cfg.device)
+    use_amp = amp_enabled(cfg.amp, device)
+    data = load_data(cfg, device)
+    torch.manual_seed(cfg.seed)
+    model, init_note = classifier.build(cfg.weights, quiet=quiet)
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model)
+    start, best, history = begin(run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data)
+
+    with bar(disable=quiet) as progress:
+        task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
+        for epoch in range(start, cfg.epochs):
+            seconds, train_loss = train_epoch(model, optimizer, data["train"], cfg, epoch, use_amp, device)
+            val_loss, val_probs = predict(model, data["val"], cfg.batch_size * 2, use_amp)
+            val_auc = auc_per_class(data["val"]["y"].cpu().numpy(), val_probs)
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_mean_auc": mean_auc(val_auc),
+                   "train_img_per_s": len(data["train"]["y"]) / seconds, **{f"val_auc/{k}": v for k, v in val_auc.items()}}
+            history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
+            improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
+            best = row["val_mean_auc"] if improved else best
+            checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                          "best_val_auc": best, "config": dataclasses.asdict(cfg)}
+            if improved or epoch == 0:
+                save(checkpoint, run_dir / "best.pt")
+            save(checkpoint, run_dir / "last.pt")
+            store.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
+            progress.update(task, advance=1, note=f"loss {train_loss:.3f} val {val_loss:.3f} AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s")
+
+    finish(run_dir, model, data, cfg, use_amp, device, best)
+    return run_dir
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ChexbalError(f"--device {name} asked for, but no CUDA device is available", 2)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ChexbalError(f"--device must be auto, cpu or cuda[:N], not {name!r}", 2) from None
+
+
+def amp_enabled(amp: str, device: torch.device) -> bool:
+    if amp != "auto":
+        return amp == "on"
+    if device.type == "cuda":
+        return True
+    try:  # bf16 autocast pays on CPUs with bf16 matrix units (AVX512-BF16, AMX), not elsewhere
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load_data(cfg: TrainConfig, device: torch.device) -> dict[str, dict]:
+    """Train, validation and test splits as uint8 images and float labels on `device`.
+
+    Validation and test are real images only; the generated set joins the training split alone.
+    """
+    folder = locate(Path(cfg.data_dir), cfg.dataset)
+    subset = read_subset(folder, cfg.frac)
+    train_rows, val_rows = train_val_split(subset[subset["split"] == "pool"], cfg.seed)
+    test_rows = subset[subset["split"] == "test"]
+    images = load_images(folder, subset)
+    position = pd.Series(np.arange(len(subset)), index=subset["index"].to_numpy())
+    split = {}
+    for name, rows in (("train", train_rows), ("val", val_rows), ("test", test_rows)):
+        split[name] = {"x": images[position[rows["index"]].to_numpy()], "y": label_matrix(rows), "rows": rows}
+    if cfg.aug == "gan":
+        fake_images, fake_labels = synthetic.load(folder, cfg.frac)
+        if fake_images.shape[1:] != images.shape[1:]:
+            raise ChexbalError(f"the generated set holds {fake_images.shape[1]} px images, the dataset {images.shape[1]} px")
+        split["train"]["x"] = np.concatenate([split["train"]["x"], fake_images])
+        split["train"]["y"] = np.concatenate([split["train"]["y"], label_matrix(fake_labels)])
+    for part in split.values():
+        part["x"] = torch.from_numpy(np.ascontiguousarray(part["x"])).to(device)
+        part["y"] = torch.from_numpy(part["y"]).to(device)
+    return split
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def to_input(x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (B, S, S) -> float (B, 1, S, S) in torchxrayvision's [-1024, 1024], channels_last.
+
+    `flips` is a (B, 2) bool tensor: flip horizontally where column 0 is set, vertically where 1 is.
+    """
+    x = x.unsqueeze(1).float() * (2048.0 / 255.0) - 1024.0
+    if flips is not None:
+        x = torch.where(flips[:, 0, None, None, None], x.flip(3), x)
+        x = torch.where(flips[:, 1, None, None, None], x.flip(2), x)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: bool, device) -> tuple[float, float]:
+    """One pass over the training split in a seeded order; returns (seconds, mean loss)."""
+    model.train()
+    generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order after a resume
+    order = torch.randperm(len(part["y"]), generator=generator).to(device)
+    flips = torch.rand(len(order), 2, generator=generator).to(device) < 0.5
+    total, start = torch.zeros((), device=device), time.perf_counter()
+    for i in range(0, len(order), cfg.batch_size):
+        batch = order[i:i + cfg.batch_size]
+        if len(batch) < 2:  # BatchNorm cannot train on a single image
+            continue
+        x = to_input(part["x"][batch], flips[i:i + len(batch)] if cfg.aug == "standard" else None)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(x)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), part["y"][batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, float(total) / len(order)
+
+
+@torch.no_grad()
+def predict(model, part, batch_size: int, use_amp: bool) -> tuple[float, np.ndarray]:
+    """Mean BCE loss and sigmoid probabilities (n, 14) of a split, in eval mode."""
+    model.eval()
+    device = part["x"].device
+    logits = []
+    for i in range(0, len(part["y"]), batch_size):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits.append(model(to_input(part["x"][i:i + batch_size])).float())
+    logits = torch.cat(logits) if logits else torch.zeros(0, len(PATHOLOGIES), device=device)
+    loss = F.binary_cross_entropy_with_logits(logits, part["y"]).item() if len(logits) else float("nan")
+    return loss, torch.sigmoid(logits).cpu().numpy()
+
+
+def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, use_amp: bool, device, data):
+    """Start a new run folder, or restore the last checkpoint of an interrupted one."""
+    last = run_dir / "last.pt"
+    if not resume:
+        if last.exists():
+            raise ChexbalError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = {**dataclasses.asdict(cfg), "amp_enabled": use_amp, "device_used": str(device), "init": init_note,
+                  "train_images": len(data["train"]["y"]), "val_images": len(data["val"]["y"]),
+                  "test_images": len(data["test"]["y"]), "threads": torch.get_num_threads()}
+        store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
+        return 0, float("nan"), pd.DataFrame()
+    if not last.exists():
+        raise ChexbalError(f"nothing to resume: {last} not found")
+    saved = torch.load(last, map_location=device, weights_only=False)
+    differs = [k for k in RESUME_KEYS if saved["config"].get(k) != getattr(cfg, k)]
+    if differs:
+        raise ChexbalError(f"{run_dir} was started with other settings ({', '.join(differs)}): resume it with the same options")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    history = pd.read_csv(run_dir / "history.csv")
+    return saved["epoch"], saved["best_val_auc"], history[history["epoch"] <= saved["epoch"]]
+
+
+def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, best: float) -> None:
+    """Score validation and test with the best checkpoint; write predictions and metrics."""
+    saved = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    metrics = {"best_epoch": saved["epoch"], "epochs": cfg.epochs}
+    for name in ("val", "test"):
+        loss, probs = predict(model, data[name], cfg.batch_size * 2, use_amp)
+        aucs = auc_per_class(data[name]["y"].cpu().numpy(), probs)
+        metrics[name] = {"loss": loss, "mean_auc": mean_auc(aucs), "auc": aucs}
+        if name == "test":
+            write_predictions(run_dir / "test-predictions.csv", data[name]["rows"], probs)
+    store.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+
+
+def write_predictions(path: Path, rows: pd.DataFrame, probs: np.ndarray) -> None:
+    table = rows[["index", "Path", "patient", *PATHOLOGIES]].rename(columns={n: f"label/{n}" for n in PATHOLOGIES})
+    for i, name in enumerate(PATHOLOGIES):
+        table[f"prob/{name}"] = probs[:, i]
+    store.write_atomic(path, table.to_csv(index=False))
+
+
+def save(checkpoint: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
