@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from chexbal import store, synthetic, train as train_module
+from chexbal.cli import app
+from chexbal.errors import ChexbalError
+from chexbal.labels import PATHOLOGIES
+from chexbal.prepare import prepare
+from chexbal.train import TrainConfig, load_data, to_input, train
+
+PLANTED = "Fracture"
+
+
+def make_planted(root, n_patients=160, seed=0):
+    """A CheXpert-format folder where only PLANTED has a visible sign (a bright top-left square);
+    every other label is random, so only PLANTED can be learned."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(1, n_patients + 1):
+        rel = f"train/patient{p:05d}/study1/view1_frontal.jpg"
+        labels = rng.choice([1.0, 0.0], size=len(PATHOLOGIES))
+        pixels = rng.integers(60, 100, (48, 48)).astype(np.uint8)
+        if labels[PATHOLOGIES.index(PLANTED)] == 1:
+            pixels[4:20, 4:20] = 230
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / rel, quality=95)
+        rows.append([f"CheXpert-v1.0-small/{rel}", "Male", 50, "Frontal", "PA", *labels])
+    pd.DataFrame(rows, columns=["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *PATHOLOGIES]).to_csv(root / "train.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    base = tmp_path_factory.mktemp("planted")
+    root = make_planted(base / "CheXpert-v1.0-small")
+    prepare("chexpert", root, 1.0, 32, data_dir=base / "data", dataset="planted", workers=1, quiet=True)
+    return base
+
+
+def config(base, **overrides) -> TrainConfig:
+    options = dict(frac=1.0, epochs=3, batch_size=16, lr=1e-3, data_dir=str(base / "data"), dataset="planted",
+                   run_dir=str(base / "runs" / "default"), amp="off")
+    return TrainConfig(**{**options, **overrides})
+
+
+def test_a_finding_visible_in_one_class_comes_out_under_its_name(planted):
+    run = train(config(planted, run_dir=str(planted / "runs" / "planted")), quiet=True)
+    metrics = json.loads((run / "metrics.json").read_text())
+    aucs = metrics["test"]["auc"]
+    assert list(aucs) == list(PATHOLOGIES)
+    others = [v for k, v in aucs.items() if k != PLANTED and not math.isnan(v)]
+    assert aucs[PLANTED] > 0.9 and aucs[PLANTED] > max(others) + 0.1, aucs
+    predictions = pd.read_csv(run / "test-predictions.csv")
+    assert predictions["patient"].isin(pd.read_csv(planted / "data" / "planted" / "index.csv").query("split == 'test'")["patient"]).all()
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3] and {"train_loss", "val_loss", "val_mean_auc"} <= set(history.columns)
+
+
+def test_resume_gives_the_same_final_metrics(planted, monkeypatch):
+    whole = train(config(planted, run_dir=str(planted / "runs" / "whole"), epochs=2), quiet=True)
+    real_epoch = train_module.train_epoch
+
+    def interrupted(model, optimizer, part, cfg, epoch, *rest):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(model, optimizer, part, cfg, epoch, *rest)
+
+    monkeypatch.setattr(train_module, "train_epoch", interrupted)
+    cfg = config(planted, run_dir=str(planted / "runs" / "resumed"), epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, quiet=True)
+    monkeypatch.setattr(train_module, "train_epoch", real_epoch)
+    with pytest.raises(ChexbalError, match="--resume"):
+        train(cfg, quiet=True)
+    resumed = train(cfg, resume=True, quiet=True)
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (whole, resumed))
+    assert a["test"]["auc"] == pytest.approx(b["test"]["auc"], abs=1e-6, nan_ok=True)
+
+
+def test_flips_happen_in_standard_only(planted, monkeypatch):
+    seen = []
+    real = train_module.to_input
+    monkeypatch.setattr(train_module, "to_input", lambda x, flips=None: (seen.append(flips is not None), real(x, flips))[1])
+    for aug in ("none", "standard"):
+        seen.clear()
+        train(config(planted, aug=aug, epochs=1, run_dir=str(planted / "runs" / f"flip-{aug}")), quiet=True)
+        assert any(seen) == (aug == "standard")
+    x = torch.arange(4, dtype=torch.uint8).reshape(1, 2, 2)
+    flipped = to_input(x, torch.tensor([[True, False]]))[0, 0]
+    assert torch.equal(flipped, to_input(x)[0, 0].flip(1))
+
+
+def test_generated_images_reach_training_only(planted):
+    folder = planted / "data" / "planted"
+    where = synthetic.folder(folder, 1.0)
+    labels = pd.DataFrame(np.ones((40, len(PATHOLOGIES)), np.uint8), columns=list(PATHOLOGIES))
+    labels.insert(0, "index", np.arange(40))
+    images = store.open_or_create(where / "images.zarr", 40, 32, {"kind": "test"})
+    store.write_block(images, 0, np.full((40, 32, 32), 255, np.uint8))
+    store.mark_complete(images, 40)
+    store.write_atomic(where / "labels.csv", labels.to_csv(index=False))
+    plain = load_data(config(planted, aug="none"), torch.device("cpu"))
+    gan = load_data(config(planted, aug="gan"), torch.device("cpu"))
+    assert len(gan["train"]["x"]) == len(plain["train"]["x"]) + 40
+    for split in ("val", "test"):
+        assert torch.equal(gan[split]["x"], plain[split]["x"])
+        assert not (gan[split]["x"] == 255).flatten(1).all(1).any()
+
+
+def invoke(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output.strip()
+
+
+def test_bad_options_are_one_line(planted, tmp_path):
+    common = ["--data-dir", planted / "data", "--dataset", "planted", "--frac", "1", "--run-dir", tmp_path / "r"]
+    code, out = invoke("train", "--aug", "mixup", *common)
+    assert code == 2 and out == "error: --aug must be one of none, standard, gan, not 'mixup'"
+    prepare("chexpert", planted / "CheXpert-v1.0-small", 0.5, 32, data_dir=planted / "data", dataset="planted", workers=1, quiet=True)
+    code, out = invoke("train", "--aug", "gan", "--data-dir", planted / "data", "--dataset", "planted", "--frac", "0.5")
+    assert code == 1 and "run `chexbal generate --frac 0.5` first" in out and "Traceback" not in out
+    resnet = tmp_path / "resnet.pt"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, resnet)
+    code, out = invoke("train", "--weights", resnet, *common)
+    assert code == 1 and "is not a DenseNet-121 checkpoint" in out and len(out.splitlines()) == 1
