@@ -110,5 +110,31 @@ def train(
     console.print(f"run written to {folder}")
 
 
+@app.command()
+@user_errors
+def sweep(
+    frac: Frac = 0.01,
+    aug: Annotated[str, typer.Option(help="none, standard or gan.")] = "none",
+    lr: Annotated[Optional[list[float]], typer.Option(help="Learning rates to try (repeat) [default: 1e-2 5e-3 1e-3].")] = None,
+    batch_size: Annotated[Optional[list[int]], typer.Option(help="Batch sizes (repeat) [default: 16 32 64].")] = None,
+    optimizer: Annotated[Optional[list[str]], typer.Option(help="Optimizers (repeat) [default: sgd adam].")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 10,
+    seed: Seed = 0,
+    weights: Annotated[Optional[Path], typer.Option(help="A local DenseNet-121 weights file.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+    workers: Annotated[int, typer.Option(help="Runs at once (CPU threads are shared among them).")] = 1,
+) -> None:
+    """The paper's grid (lr x batch size x optimizer) for one regimen and arm; picks by validation AUC."""
+    from .sweep import grid, sweep as run
+    from .train import TrainConfig
+
+    base = TrainConfig(frac, aug, epochs=epochs, seed=seed, weights=str(weights) if weights else None,
+                       device=device, data_dir=str(data_dir), dataset=dataset)
+    path = run(grid(base, lr, batch_size, optimizer), workers)
+    console.print(f"selection written to {path}")
+
+
 if __name__ == "__main__":
     app()

@@ -132,3 +132,18 @@ def test_bad_options_are_one_line(planted, tmp_path):
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, resnet)
     code, out = invoke("train", "--weights", resnet, *common)
     assert code == 1 and "is not a DenseNet-121 checkpoint" in out and len(out.splitlines()) == 1
+
+
+def test_sweep_skips_finished_runs_and_picks_the_best_validation_auc(planted, monkeypatch, tmp_path):
+    from chexbal import sweep as sweep_module
+
+    monkeypatch.chdir(tmp_path)  # default run folders land under ./runs
+    base = config(planted, epochs=1, run_dir=None)
+    configs = sweep_module.grid(base, lrs=[1e-3, 1e-2], batch_sizes=[16], optimizers=["adam"])
+    selection = json.loads(sweep_module.sweep(configs).read_text())
+    best = max(selection["candidates"], key=lambda c: c["val_mean_auc"])
+    assert selection["selected"] == best and len(selection["candidates"]) == 2
+    calls = []
+    monkeypatch.setattr(sweep_module, "train", lambda *a, **k: calls.append(a))
+    sweep_module.sweep(configs)
+    assert calls == [], "a finished run was trained again"
