@@ -136,5 +136,35 @@ def sweep(
     console.print(f"selection written to {path}")
 
 
+@app.command()
+@user_errors
+def plan(
+    frac: Frac = 0.01,
+    share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
+    seed: Seed = 0,
+    source: Annotated[str, typer.Option(help="prepared (a dataset in --data-dir) or chexpert-labels (torchxrayvision's CheXpert labels, no images).")] = "prepared",
+    views: Annotated[str, typer.Option(help="frontal or all (chexpert-labels only).")] = "frontal",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+) -> None:
+    """Table 1: the fewest generated images so each target is at least --share of the training set."""
+    import json
+
+    from .plan import make_plan, training_rows
+
+    folder = locate(data_dir, dataset) if source == "prepared" else None
+    result = make_plan(training_rows(source, frac, seed, folder, views), share, seed)
+    if as_json:
+        typer.echo(json.dumps(result.summary(), indent=2))
+        return
+    table = Table(title=f"generation plan, regimen {frac:g}, share {share:g}")
+    for column in ("real images", *result.generate, "augmented"):
+        table.add_column(column, justify="right")
+    table.add_row(str(result.real), *map(str, result.generate.values()), str(result.augmented))
+    table.add_row("final share", *(f"{v:.2%}" for v in result.share.values()), "")
+    console.print(table)
+
+
 if __name__ == "__main__":
     app()

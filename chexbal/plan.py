@@ -1,0 +1,107 @@
+"""The generation plan (the paper's Table 1): how many synthetic images of each target class.
+
+For each target p, label vectors are drawn with replacement from the real training vectors positive
+for p; each drawn vector will condition one generated image. A drawn vector counts for every target
+it carries (a Lung Lesion vector may carry Fracture too). The plan is the fewest images such that
+every target is at least `share` of the augmented training set: images are added one at a time to
+the target furthest below its share, then any class's last image that is not needed is dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from .errors import ChexbalError
+from .labels import PATHOLOGIES, TARGETS, label_matrix
+
+SHARE = 0.15
+
+
+@dataclasses.dataclass
+class Plan:
+    real: int
+    generate: dict[str, int]
+    augmented: int
+    share: dict[str, float]
+    vectors: pd.DataFrame  # one row per planned image: `target` and the 14 label columns by name
+
+    def summary(self) -> dict:
+        return {"real": self.real, "generate": self.generate, "augmented": self.augmented, "share": self.share}
+
+
+def make_plan(train_rows: pd.DataFrame, share: float = SHARE, seed: int = 0, targets=TARGETS) -> Plan:
+    if not 0 < share < 1:
+        raise ChexbalError(f"--share must be in (0, 1), not {share:g}", 2)
+    labels = label_matrix(train_rows)
+    cols = [PATHOLOGIES.index(t) for t in targets]
+    real_counts = labels[:, cols].sum(axis=0)
+    rng = np.random.default_rng(seed)
+    pools = {}
+    for k, target in enumerate(targets):
+        positives = labels[labels[:, cols[k]] == 1]
+        if len(positives) == 0:
+            raise ChexbalError(f"the training rows have no {target} positive to draw label vectors from")
+        pools[target] = positives
+    streams: dict[str, list[np.ndarray]] = {t: [] for t in targets}
+    counts, total = real_counts.astype(float), len(labels)
+
+    def draw(target: str) -> np.ndarray:
+        pool = pools[target]
+        vector = pool[rng.integers(len(pool))]
+        streams[target].append(vector)
+        return vector[cols]
+
+    while (counts < share * total - 1e-9).any():
+        k = int(np.argmin(counts / total - share))
+        counts += draw(targets[k])
+        total += 1
+    counts, total = _drop_unneeded(streams, counts, total, cols, share)
+    vectors = [(t, v) for t in targets for v in streams[t]]
+    table = pd.DataFrame([v for _, v in vectors] or np.zeros((0, len(PATHOLOGIES))), columns=list(PATHOLOGIES)).astype(np.uint8)
+    table.insert(0, "target", [t for t, _ in vectors])
+    return Plan(real=len(labels), generate={t: len(streams[t]) for t in targets}, augmented=int(total),
+                share={t: float(counts[k] / total) for k, t in enumerate(targets)}, vectors=table)
+
+
+def _drop_unneeded(streams, counts, total, cols, share):
+    """Remove each class's last drawn image while every target keeps its share."""
+    changed = True
+    while changed:
+        changed = False
+        for target, stream in streams.items():
+            if stream:
+                trial = counts - stream[-1][cols]
+                if (trial >= share * (total - 1) - 1e-9).all():
+                    stream.pop()
+                    counts, total, changed = trial, total - 1, True
+    return counts, total
+
+
+def training_rows(source: str, frac: float, seed: int, folder=None, views: str = "frontal", uncertain: str = "ones") -> pd.DataFrame:
+    """A regimen's training rows (its pool minus the validation patients), as `chexbal train` uses.
+
+    `prepared` reads a prepared dataset's subset; `chexpert-labels` rebuilds the same split from the
+    CheXpert labels torchxrayvision ships, with no images, to compare with the paper's Table 1.
+    """
+    from .dataset import read_subset
+    from .labels import apply_policy
+    from .sources.phantom import labels_csv
+    from .splits import order_rows, patient_of, regimen_length, train_val_split
+
+    if source == "prepared":
+        subset = read_subset(folder, frac)
+    elif source == "chexpert-labels":
+        table = pd.read_csv(labels_csv())
+        if views == "frontal":
+            table = table[table["Frontal/Lateral"] == "Frontal"]
+        table = table.reset_index(drop=True).assign(patient=lambda t: t["Path"].map(patient_of))
+        ordered = order_rows(table, seed)
+        index = pd.concat([ordered[["Path", "patient", "split"]], apply_policy(ordered, uncertain)], axis=1)
+        subset = index.iloc[: regimen_length(index, frac)]
+    else:
+        raise ChexbalError(f"--source must be prepared or chexpert-labels, not {source!r}", 2)
+    train, _ = train_val_split(subset[subset["split"] == "pool"], seed)
+    return train
