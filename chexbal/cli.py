@@ -166,5 +166,52 @@ def plan(
     console.print(table)
 
 
+@app.command("train-gan")
+@user_errors
+def train_gan(
+    frac: Annotated[float, typer.Option(help="Train on this regimen's pool rows (1 = the whole pool, as the paper's pretrained GAN).")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 4000,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Adam learning rate for both networks.")] = 2e-4,
+    base: Annotated[int, typer.Option(help="Channels at the highest inner resolution (width of both nets).")] = 32,
+    seed: Seed = 0,
+    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+    run_dir: Annotated[Optional[Path], typer.Option(help="[default: runs/gan/<dataset>/frac-<F>]")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
+) -> None:
+    """Train the label-conditioned GAN on a prepared dataset's pool (never its test patients)."""
+    from .gan.train import GanConfig
+    from .gan.train import train_gan as run
+    from .splits import check_frac
+
+    if steps < 1 or batch_size < 2 or lr <= 0:
+        raise ChexbalError("--steps must be at least 1, --batch-size at least 2 and --lr positive", 2)
+    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, seed=seed, sample_every=sample_every,
+                    device=device, data_dir=str(data_dir), dataset=dataset, run_dir=str(run_dir) if run_dir else None)
+    folder = run(cfg, resume=resume)
+    console.print(f"GAN run written to {folder}; generator: {folder / 'generator.pt'}")
+
+
+@app.command()
+@user_errors
+def generate(
+    frac: Frac = 0.01,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint [default: the shipped phantom-64 generator].")] = None,
+    seed: Seed = 0,
+    share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+) -> None:
+    """Generate the regimen's planned images into data/<dataset>/synthetic/frac-<F>/."""
+    from .generate import generate as run
+
+    folder = run(frac, checkpoint, seed, share, data_dir, dataset, device)
+    console.print(f"generated set written to {folder}")
+
+
 if __name__ == "__main__":
     app()

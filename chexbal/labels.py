@@ -60,4 +60,4 @@ def apply_policy(raw: pd.DataFrame, uncertain: str = "ones") -> pd.DataFrame:
 def label_matrix(df: pd.DataFrame) -> np.ndarray:
     """The (n, 14) float32 label matrix of a table, columns in canonical order, looked up by name."""
     check_label_columns(df, "table")
-    return df.loc[:, list(PATHOLOGIES)].to_numpy(dtype=np.float32)
+    return df.loc[:, list(PATHOLOGIES)].to_numpy(dtype=np.float32, copy=True)

@@ -1,0 +1,102 @@
+"""A label-conditioned generator and a projection discriminator for square single-channel images.
+
+Conditioning follows the recipes that hold up on small data: the 14-element label vector enters the
+generator through a learned embedding joined to the latent and through conditional batch norm in
+every block (Miyato & Koyama 2018; Brock et al. 2019), and the discriminator scores it by projection:
+the inner product of its pooled features with a linear embedding of the label vector (Miyato &
+Koyama 2018), which for multi-label vectors is the sum of the positive classes' embeddings. Spectral
+norm on every discriminator layer (Miyato et al. 2018).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+from ..labels import PATHOLOGIES
+
+N_LABELS = len(PATHOLOGIES)
+
+
+def n_blocks(size: int) -> int:
+    blocks = math.log2(size) - 2  # from 4x4 up to size x size
+    if size < 16 or blocks != int(blocks):
+        raise ValueError(f"GAN image size must be a power of two from 16, not {size}")
+    return int(blocks)
+
+
+def widths(size: int, base: int) -> list[int]:
+    """Channels per resolution from 4x4 up to size/2: wide at low resolution, halving as images grow."""
+    return [base * 2 ** (n_blocks(size) - 1 - i) for i in range(n_blocks(size))]
+
+
+class ConditionalBatchNorm(nn.Module):
+    def __init__(self, channels: int, cond: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain, self.bias = nn.Linear(cond, channels), nn.Linear(cond, channels)
+        nn.init.zeros_(self.gain.weight), nn.init.zeros_(self.gain.bias), nn.init.zeros_(self.bias.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) * (1 + self.gain(c)[:, :, None, None]) + self.bias(c)[:, :, None, None]
+
+
+class UpBlock(nn.Module):
+    """Conditional batch norm, ReLU, then a stride-2 transposed convolution (DCGAN's upsampling)."""
+
+    def __init__(self, cin: int, cout: int, cond: int):
+        super().__init__()
+        self.norm, self.conv = ConditionalBatchNorm(cin, cond), nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.relu(self.norm(x, c)))
+
+
+class Generator(nn.Module):
+    def __init__(self, size: int = 64, z_dim: int = 128, base: int = 32, embed: int = 64):
+        """base: channels at the highest inner resolution (size/2); doubled at each lower one."""
+        super().__init__()
+        self.size, self.z_dim = size, z_dim
+        ch = widths(size, base)
+        self.embed = nn.Linear(N_LABELS, embed)
+        cond = z_dim + embed
+        self.stem = nn.Linear(cond, ch[0] * 16)
+        self.blocks = nn.ModuleList(UpBlock(a, b, cond) for a, b in zip(ch, [*ch[1:], 1]))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1], shape (B, 1, size, size), for latents z and 0/1 label vectors."""
+        c = torch.cat([z, self.embed(labels)], dim=1)
+        h = self.stem(c).view(len(z), -1, 4, 4)
+        for block in self.blocks:
+            h = block(h, c)
+        return torch.tanh(h)
+
+
+class DownBlock(nn.Module):
+    """A spectrally normalised stride-2 convolution and LeakyReLU (DCGAN's downsampling)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.conv(x), 0.2)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, size: int = 64, base: int = 32):
+        super().__init__()
+        self.size = size
+        ch = widths(size, base)[::-1]
+        self.blocks = nn.Sequential(*(DownBlock(a, b) for a, b in zip([1, *ch[:-1]], ch)))
+        self.score = spectral_norm(nn.Linear(ch[-1], 1))
+        self.project = spectral_norm(nn.Linear(N_LABELS, ch[-1], bias=False))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One realness score per image, given the label vector it claims to show."""
+        h = self.blocks(images).sum(dim=(2, 3))
+        return self.score(h).squeeze(1) + (self.project(labels) * h).sum(dim=1)

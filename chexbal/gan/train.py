@@ -1,0 +1,208 @@
+"""`chexbal train-gan`: train the label-conditioned GAN on a prepared dataset's pool.
+
+Hinge loss, spectral norm and a projection discriminator, DiffAugment on real and fake alike, Adam
+with beta1 = 0 (as in SNGAN/BigGAN), and an exponential moving average of the generator, which is
+what gets sampled and shipped. The training rows are pool rows only; a dataset whose test patients
+would be seen is refused. One run folder holds options.json, losses.csv, sample grids (one row per
+target finding), last.pt (everything needed to resume) and generator.pt (the EMA generator and the
+config that rebuilds it; state_dicts only, no pickled code).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .. import store
+from ..dataset import DEFAULT_DATASET, load_images, locate, read_index, read_subset
+from ..errors import ChexbalError
+from ..labels import PATHOLOGIES, TARGETS, label_matrix
+from ..progress import bar
+from ..train import pick_device, save
+from .augment import diff_augment
+from .nets import Discriminator, Generator, n_blocks
+
+
+@dataclasses.dataclass
+class GanConfig:
+    frac: float = 1.0
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 2e-4
+    z_dim: int = 128
+    base: int = 32
+    ema: float = 0.999
+    seed: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 250
+    device: str = "auto"
+    data_dir: str = "data"
+    dataset: str = DEFAULT_DATASET
+    run_dir: str | None = None
+
+    def default_run_dir(self) -> Path:
+        return Path("runs") / "gan" / self.dataset / f"frac-{self.frac:g}"
+
+
+RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "seed", "dataset")
+
+
+def training_pool(folder: Path, frac: float) -> pd.DataFrame:
+    """The regimen's pool rows, checked to share no patient with the test set."""
+    index = read_index(folder)
+    test_patients = set(index.loc[index["split"] == "test", "patient"])
+    if not test_patients:
+        raise ChexbalError(f"{folder.name} records no test split: the GAN could not be kept away from test patients")
+    subset = read_subset(folder, frac)
+    pool = subset[subset["split"] == "pool"]
+    if pool["patient"].isin(test_patients).any():
+        raise ChexbalError(f"{folder.name}'s regimen {frac:g} holds test patients: refusing to train the GAN on them")
+    return pool
+
+
+def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path:
+    folder = locate(Path(cfg.data_dir), cfg.dataset)
+    device = pick_device(cfg.device)
+    pool = training_pool(folder, cfg.frac)
+    images = torch.from_numpy(load_images(folder, pool)).to(device)
+    labels = torch.from_numpy(label_matrix(pool)).to(device)
+    size = images.shape[-1]
+    try:
+        n_blocks(size)
+    except ValueError as err:
+        raise ChexbalError(str(err)) from None
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
+
+    torch.manual_seed(cfg.seed)
+    G, D = Generator(size, cfg.z_dim, cfg.base).to(device), Discriminator(size, cfg.base).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    nets = {"G": G, "D": D, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d}
+    start, losses = begin(run_dir, cfg, nets, resume, device, size, len(pool))
+    fixed = sample_conditions(pool, cfg.z_dim)
+
+    with bar(disable=quiet) as progress:
+        task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
+        for step in range(start, cfg.steps):
+            rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: one stream per step
+            d_loss, g_loss = train_step(nets, images, labels, cfg, rng)
+            update_ema(G_ema, G, cfg.ema)
+            if step % 50 == 0 or step == cfg.steps - 1:
+                losses.append({"step": step + 1, "d_loss": d_loss, "g_loss": g_loss})
+                progress.update(task, note=f"D {d_loss:.3f} G {g_loss:.3f}")
+            done = step + 1
+            if done % cfg.sample_every == 0 or done == cfg.steps:
+                write_samples(G_ema, fixed, run_dir / "samples" / f"step-{done:06d}.png")
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                checkpoint(run_dir, cfg, nets, done, size, losses)
+            progress.update(task, advance=1)
+    return run_dir
+
+
+def train_step(nets, images, labels, cfg: GanConfig, rng: torch.Generator) -> tuple[float, float]:
+    G, D, opt_g, opt_d = nets["G"], nets["D"], nets["opt_g"], nets["opt_d"]
+    device = images.device
+    n = len(labels)
+
+    def draw(count):
+        return torch.randint(n, (count,), generator=rng).to(device)
+
+    real_idx, fake_idx = draw(cfg.batch_size), draw(cfg.batch_size)
+    real = images[real_idx].unsqueeze(1).float() / 127.5 - 1
+    z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng).to(device)
+    fake_labels = labels[fake_idx]  # conditions drawn from the real label distribution
+    fake = G(z, fake_labels)
+    d_loss = (F.relu(1 - D(diff_augment(real, rng), labels[real_idx])).mean()
+              + F.relu(1 + D(diff_augment(fake.detach(), rng), fake_labels)).mean())
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    g_loss = -D(diff_augment(fake, rng), fake_labels).mean()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return d_loss.item(), g_loss.item()
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):  # batch-norm statistics follow the live generator
+        e.copy_(b)
+
+
+def sample_conditions(pool: pd.DataFrame, z_dim: int, per_row: int = 8) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Fixed latents and label vectors for sample grids: one row per target finding, each vector a
+    real pool vector positive for it, plus a row of No Finding vectors."""
+    rng = np.random.default_rng(0)
+    rows, names = [], []
+    for name in (*TARGETS, "No Finding"):
+        positives = label_matrix(pool[pool[name] == 1])
+        if len(positives):
+            rows.append(positives[rng.integers(len(positives), size=per_row)])
+            names.append(name)
+    z = torch.from_numpy(rng.standard_normal((len(rows) * per_row, z_dim)).astype(np.float32))
+    return z, torch.from_numpy(np.concatenate(rows)), names
+
+
+@torch.no_grad()
+def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
+    z, labels, names = fixed
+    device = next(G.parameters()).device
+    images = to_uint8(G(z.to(device), labels.to(device)))
+    per_row = len(images) // len(names)
+    grid = np.concatenate([np.concatenate(list(images[i * per_row:(i + 1) * per_row]), axis=1) for i in range(len(names))])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(grid).save(tmp)
+    tmp.replace(path)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator output in [-1, 1], (B, 1, S, S) -> uint8 (B, S, S)."""
+    return ((images.squeeze(1).float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+
+def generator_config(cfg: GanConfig, size: int, steps: int) -> dict:
+    return {"size": size, "z_dim": cfg.z_dim, "base": cfg.base, "labels": list(PATHOLOGIES),
+            "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed}
+
+
+def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict]) -> None:
+    state = {k: v.state_dict() for k, v in nets.items()}
+    save({**state, "step": step, "config": dataclasses.asdict(cfg)}, run_dir / "last.pt")
+    # The shipped file: EMA weights in half precision (a few MB), rebuilt from its config alone.
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in nets["G_ema"].state_dict().items()}
+    save({"generator": weights, "config": generator_config(cfg, size, step)}, run_dir / "generator.pt")
+    store.write_atomic(run_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
+
+
+def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, n_images: int):
+    last = run_dir / "last.pt"
+    if not resume:
+        if last.exists():
+            raise ChexbalError(f"{run_dir} already holds a GAN run: pass --resume to continue it, or choose another --run-dir")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        options = {**dataclasses.asdict(cfg), "size": size, "train_images": n_images, "device_used": str(device)}
+        store.write_atomic(run_dir / "options.json", json.dumps(options, indent=2))
+        return 0, []
+    if not last.exists():
+        raise ChexbalError(f"nothing to resume: {last} not found")
+    saved = torch.load(last, map_location=device, weights_only=False)
+    differs = [k for k in RESUME_KEYS if saved["config"].get(k) != getattr(cfg, k)]
+    if differs:
+        raise ChexbalError(f"{run_dir} was started with other settings ({', '.join(differs)}): resume it with the same options")
+    for key, module in nets.items():
+        module.load_state_dict(saved[key])
+    losses = pd.read_csv(run_dir / "losses.csv").to_dict("records") if (run_dir / "losses.csv").exists() else []
+    return saved["step"], [r for r in losses if r["step"] <= saved["step"]]

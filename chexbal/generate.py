@@ -1,0 +1,86 @@
+"""`chexbal generate`: run a regimen's plan through the generator into a synthetic store.
+
+The plan's label vectors (drawn from the regimen's training rows only) condition one image each.
+Blocks are generated with a latent stream seeded per block, so an interrupted run resumes by
+generating the missing blocks and ends with the same images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import store, synthetic
+from .dataset import DEFAULT_DATASET, locate
+from .errors import ChexbalError
+from .gan.nets import Generator
+from .gan.train import to_uint8
+from .labels import PATHOLOGIES, label_matrix
+from .plan import SHARE, make_plan, training_rows
+from .progress import bar
+
+SHIPPED = Path(__file__).parent / "weights" / "phantom-64-generator.pt"
+
+
+def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generator, dict]:
+    """A generator rebuilt from its checkpoint's config, refused if it does not fit the dataset."""
+    if not path.is_file():
+        raise ChexbalError(f"generator checkpoint {path} not found: train one with `chexbal train-gan`")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        config, weights = saved["config"], saved["generator"]
+    except Exception as err:  # any unreadable or foreign file
+        raise ChexbalError(f"{path} is not a chexbal generator checkpoint ({type(err).__name__})") from None
+    if config.get("labels") != list(PATHOLOGIES):
+        raise ChexbalError(f"{path} was trained on another label set ({config.get('labels')}), not CheXpert's 14 in CSV order")
+    if config.get("size") != size:
+        raise ChexbalError(f"{path} makes {config.get('size')} px images, but the dataset holds {size} px images")
+    generator = Generator(config["size"], config["z_dim"], config["base"])
+    generator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    return generator.to(device).eval(), config
+
+
+def generate(frac: float, checkpoint: Path | None = None, seed: int = 0, share: float = SHARE,
+             data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, device: str = "auto",
+             quiet: bool = False) -> Path:
+    from .train import pick_device
+
+    folder = locate(Path(data_dir), dataset)
+    size = int(json.loads((folder / "images.zarr" / "zarr.json").read_text())["shape"][1])
+    checkpoint = Path(checkpoint or SHIPPED)
+    torch_device = pick_device(device)
+    generator, generator_config = load_generator(checkpoint, size, torch_device)
+    plan = make_plan(training_rows("prepared", frac, seed, folder), share, seed)
+    where = synthetic.folder(folder, frac)
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    settings = {"kind": "synthetic", "checkpoint_sha256": digest, "seed": seed, "share": share, "frac": frac}
+    images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, settings)
+    labels = plan.vectors.assign(index=np.arange(len(plan.vectors)))[["index", "target", *PATHOLOGIES]]
+    provenance = {**settings, "checkpoint": str(checkpoint), "generator": generator_config, "plan": plan.summary(),
+                  "dataset": dataset}
+    vectors = torch.from_numpy(label_matrix(labels))
+    blocks = store.missing_blocks(images, len(labels))
+    with bar(disable=quiet or not blocks) as progress, torch.no_grad():
+        task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
+        for block in blocks:
+            rows = store.block_rows(images, block)
+            write_block(images, block, generator, vectors[rows], seed, torch_device, size)
+            progress.update(task, advance=1)
+    store.mark_complete(images, len(labels))
+    store.write_atomic(where / "labels.csv", labels.to_csv(index=False))
+    store.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
+    return where
+
+
+def write_block(images, block: int, generator: Generator, vectors: torch.Tensor, seed: int, device, size: int) -> None:
+    rng = torch.Generator().manual_seed(seed * 1_000_003 + block)  # one latent stream per block: resumable
+    z = torch.randn(len(vectors), generator.z_dim, generator=rng)
+    out = np.zeros((len(vectors), size, size), np.uint8)
+    step = 256
+    for i in range(0, len(vectors), step):
+        out[i:i + step] = to_uint8(generator(z[i:i + step].to(device), vectors[i:i + step].to(device)))
+    store.write_block(images, block, out)

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chexbal import generate as generate_module
+from chexbal import synthetic
+from chexbal.errors import ChexbalError
+from chexbal.gan.nets import Discriminator, Generator
+from chexbal.gan.train import GanConfig, train_gan
+from chexbal.generate import generate
+from chexbal.labels import PATHOLOGIES, TARGETS
+from chexbal.prepare import prepare
+
+from conftest import make_chexpert
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    base = tmp_path_factory.mktemp("gan")
+    root = make_chexpert(base / "CheXpert-v1.0-small", n_patients=80)
+    prepare("chexpert", root, 1.0, 32, data_dir=base / "data", dataset="small", workers=1, quiet=True)
+    cfg = GanConfig(steps=4, batch_size=8, sample_every=2, checkpoint_every=2, data_dir=str(base / "data"),
+                    dataset="small", run_dir=str(base / "gan"))
+    train_gan(cfg, quiet=True)
+    return base
+
+
+def labels_with(*names) -> torch.Tensor:
+    y = torch.zeros(1, len(PATHOLOGIES))
+    for name in names:
+        y[0, PATHOLOGIES.index(name)] = 1
+    return y
+
+
+def test_generator_and_discriminator_shapes_and_conditioning():
+    torch.manual_seed(0)
+    G, D = Generator(64, base=8), Discriminator(64, base=8)
+    G.eval()
+    z = torch.randn(1, G.z_dim).repeat(2, 1)
+    y = torch.cat([labels_with("Lung Lesion"), labels_with("Fracture")])
+    with torch.no_grad():
+        G.embed.weight.normal_()  # a trained embedding: labels must reach the image
+        images = G(z, y)
+        scores = D(images, y)
+        swapped = D(images, y.flip(0))
+    assert images.shape == (2, 1, 64, 64) and images.abs().max() <= 1
+    assert not torch.allclose(images[0], images[1]), "the label vector does not change the image"
+    assert scores.shape == (2,) and not torch.allclose(scores, swapped), "the discriminator ignores the labels"
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(48)
+
+
+def test_train_gan_writes_a_run_and_resumes(small):
+    run = small / "gan"
+    assert {"options.json", "losses.csv", "last.pt", "generator.pt"} <= {p.name for p in run.iterdir()}
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000002.png", "step-000004.png"]
+    saved = torch.load(run / "generator.pt", weights_only=True)  # plain tensors and a config, no code
+    assert saved["config"]["labels"] == list(PATHOLOGIES) and saved["config"]["size"] == 32
+    cfg = GanConfig(steps=6, batch_size=8, sample_every=2, checkpoint_every=2, data_dir=str(small / "data"),
+                    dataset="small", run_dir=str(run))
+    with pytest.raises(ChexbalError, match="--resume"):
+        train_gan(cfg, quiet=True)
+    train_gan(cfg, resume=True, quiet=True)
+    assert torch.load(run / "last.pt", weights_only=False)["step"] == 6
+
+
+def test_train_gan_refuses_test_patients(small, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small / "data" / "small", data / "leaky")
+    subset_path = data / "leaky" / "subsets" / "frac-1.csv"
+    subset = pd.read_csv(subset_path)
+    subset.loc[subset["split"] == "test", "split"] = "pool"
+    subset.to_csv(subset_path, index=False)
+    with pytest.raises(ChexbalError, match="holds test patients"):
+        train_gan(GanConfig(steps=1, data_dir=str(data), dataset="leaky", run_dir=str(tmp_path / "g")), quiet=True)
+
+
+def test_generate_writes_the_plan_and_resumes(small, monkeypatch):
+    folder = small / "data" / "small"
+    checkpoint = small / "gan" / "generator.pt"
+    monkeypatch.setattr(generate_module.store, "BLOCK", 8)
+    where = generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
+    images, labels = synthetic.load(folder, 1.0)
+    first = images.copy()
+    assert len(images) == len(labels) > 0 and images.dtype == np.uint8 and images.shape[1:] == (32, 32)
+    assert set(labels["target"]) <= set(TARGETS) and list(labels.columns[2:]) == list(PATHOLOGIES)
+
+    import shutil
+
+    shutil.rmtree(where)
+    real = generate_module.write_block
+    calls = []
+
+    def crash_after_one(images, block, *rest):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(block)
+        real(images, block, *rest)
+
+    monkeypatch.setattr(generate_module, "write_block", crash_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
+    with pytest.raises(ChexbalError, match="incomplete|no generated set"):
+        synthetic.load(folder, 1.0)
+    monkeypatch.setattr(generate_module, "write_block", real)
+    generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
+    resumed, _ = synthetic.load(folder, 1.0)
+    np.testing.assert_array_equal(resumed, first)
+
+
+def test_generate_refuses_a_checkpoint_that_does_not_match(small, tmp_path):
+    saved = torch.load(small / "gan" / "generator.pt", weights_only=True)
+    wrong_size = tmp_path / "size.pt"
+    torch.save({**saved, "config": {**saved["config"], "size": 64}}, wrong_size)
+    wrong_labels = tmp_path / "labels.pt"
+    torch.save({**saved, "config": {**saved["config"], "labels": sorted(PATHOLOGIES)}}, wrong_labels)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    for path, message in ((wrong_size, "makes 64 px images, but the dataset holds 32 px"),
+                          (wrong_labels, "another label set"), (garbage, "not a chexbal generator checkpoint"),
+                          (tmp_path / "absent.pt", "not found")):
+        with pytest.raises(ChexbalError, match=message):
+            generate(1.0, path, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
