@@ -8,6 +8,7 @@ generating the missing blocks and ends with the same images.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 import json
 from pathlib import Path
 
@@ -64,23 +65,33 @@ def generate(frac: float, checkpoint: Path | None = None, seed: int = 0, share: 
                   "dataset": dataset}
     vectors = torch.from_numpy(label_matrix(labels))
     blocks = store.missing_blocks(images, len(labels))
-    with bar(disable=quiet or not blocks) as progress, torch.no_grad():
+    with bar(disable=quiet or not blocks) as progress:
         task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
-        for block in blocks:
-            rows = store.block_rows(images, block)
-            write_block(images, block, generator, vectors[rows], seed, torch_device, size)
-            progress.update(task, advance=1)
+        fill(images, blocks, generator, vectors, seed, torch_device, lambda: progress.update(task, advance=1))
     store.mark_complete(images, len(labels))
     store.write_atomic(where / "labels.csv", labels.to_csv(index=False))
     store.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
     return where
 
 
-def write_block(images, block: int, generator: Generator, vectors: torch.Tensor, seed: int, device, size: int) -> None:
-    rng = torch.Generator().manual_seed(seed * 1_000_003 + block)  # one latent stream per block: resumable
+def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device,
+         advance=lambda: None) -> None:
+    """Generate and write `blocks`; Zarr compresses and writes each block in a second thread while
+    the next one is generated."""
+    with ThreadPoolExecutor(1) as writer:
+        pending = []
+        for block in blocks:
+            pixels = render_block(generator, vectors[store.block_rows(images, block)], seed, block, device)
+            pending.append(writer.submit(store.write_block, images, block, pixels))
+            advance()
+        for done in pending:
+            done.result()
+
+
+@torch.no_grad()
+def render_block(generator: Generator, vectors: torch.Tensor, seed: int, block: int, device) -> np.ndarray:
+    """uint8 images for one block; latents come from a stream seeded per block, so resuming
+    after an interruption gives the same images as an uninterrupted run."""
+    rng = torch.Generator().manual_seed(seed * 1_000_003 + block)
     z = torch.randn(len(vectors), generator.z_dim, generator=rng)
-    out = np.zeros((len(vectors), size, size), np.uint8)
-    step = 256
-    for i in range(0, len(vectors), step):
-        out[i:i + step] = to_uint8(generator(z[i:i + step].to(device), vectors[i:i + step].to(device)))
-    store.write_block(images, block, out)
+    return to_uint8(generator(z.to(device), vectors.to(device)))

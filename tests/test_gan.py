@@ -93,21 +93,21 @@ def test_generate_writes_the_plan_and_resumes(small, monkeypatch):
     import shutil
 
     shutil.rmtree(where)
-    real = generate_module.write_block
+    real = generate_module.render_block
     calls = []
 
-    def crash_after_one(images, block, *rest):
+    def crash_after_one(*args):
         if calls:
             raise KeyboardInterrupt
-        calls.append(block)
-        real(images, block, *rest)
+        calls.append(args)
+        return real(*args)
 
-    monkeypatch.setattr(generate_module, "write_block", crash_after_one)
+    monkeypatch.setattr(generate_module, "render_block", crash_after_one)
     with pytest.raises(KeyboardInterrupt):
         generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
     with pytest.raises(ChexbalError, match="incomplete|no generated set"):
         synthetic.load(folder, 1.0)
-    monkeypatch.setattr(generate_module, "write_block", real)
+    monkeypatch.setattr(generate_module, "render_block", real)
     generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
     resumed, _ = synthetic.load(folder, 1.0)
     np.testing.assert_array_equal(resumed, first)
