@@ -91,3 +91,33 @@ def _state_dict_of(saved) -> dict:
                 return saved[key]
         return saved
     return {}
+
+
+def load_run(run_dir: Path) -> Classifier:
+    """The best checkpoint of a `chexbal train` run, on the CPU, in eval mode."""
+    best = Path(run_dir) / "best.pt"
+    if not best.is_file():
+        raise ChexbalError(f"no trained classifier at {run_dir} (best.pt missing): run `chexbal train` first")
+    saved = torch.load(best, map_location="cpu", weights_only=False)
+    model = Classifier()
+    try:
+        model.load_state_dict(saved["model"])
+    except (KeyError, RuntimeError) as err:
+        raise ChexbalError(f"{best} does not hold a chexbal DenseNet-121 ({type(err).__name__})") from None
+    return model.eval()
+
+
+@torch.no_grad()
+def embed_and_score(model: Classifier, images, batch_size: int = 256) -> tuple["np.ndarray", "np.ndarray"]:
+    """Pooled penultimate features (n, 1024) and sigmoid probabilities (n, 14) of uint8 images."""
+    import numpy as np
+
+    from .train import to_input
+
+    features, probs = [], []
+    for i in range(0, len(images), batch_size):
+        x = to_input(torch.as_tensor(np.asarray(images[i:i + batch_size])))
+        pooled = F.adaptive_avg_pool2d(model.feature_maps(x), 1).flatten(1)
+        features.append(pooled.numpy())
+        probs.append(torch.sigmoid(model.classifier(pooled)).numpy())
+    return np.concatenate(features), np.concatenate(probs)

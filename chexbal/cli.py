@@ -213,5 +213,36 @@ def generate(
     console.print(f"generated set written to {folder}")
 
 
+@app.command("gan-eval")
+@user_errors
+def gan_eval(
+    classifier: Annotated[Path, typer.Option(help="A `chexbal train` run folder trained on real data only (aug none).")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint [default: the shipped phantom-64 generator].")] = None,
+    n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
+    seed: Seed = 0,
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+    out: Annotated[Optional[Path], typer.Option(help="JSON file [default: runs/<dataset>/gan-eval.json].")] = None,
+) -> None:
+    """Fréchet distance and label fidelity of a generator, measured with a chexbal classifier."""
+    from .gan_eval import gan_eval as run
+    from .labels import TARGETS
+
+    if n < len(TARGETS) + 1 or n > 100_000:
+        raise ChexbalError("--n must be between 4 and 100000", 2)
+    out = out or Path("runs") / dataset / "gan-eval.json"
+    result = run(classifier, checkpoint, n, seed, data_dir, dataset, out)
+    table = Table(title=f"GAN quality ({result['generated']} generated images)")
+    for column in ("class", "Fréchet", "AUC real test", "AUC generated", "ratio", "AUC renderer"):
+        table.add_column(column, justify="right")
+    for name in ("overall", *TARGETS):
+        real, fake = result["auc_real_test"].get(name), result["auc_generated"].get(name)
+        renderer = result.get("auc_renderer", {}).get(name)
+        cells = [result["frechet"].get(name), real, fake, fake / real if real and fake else None, renderer]
+        table.add_row(name, *("" if v is None else f"{v:.3f}" for v in cells))
+    console.print(table)
+    console.print(f"written to {out}")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,100 @@
+"""`chexbal gan-eval`: how good is a generator, measured offline with chexbal's own classifier.
+
+- Fréchet distance between real and generated images in the penultimate feature space of a
+  DenseNet-121 trained on the real data (overall and per target: real positives against images
+  generated for that target's vectors).
+- Label fidelity: the per-class AUC of that classifier on generated images against the label vectors
+  they were conditioned on, next to its AUC on the real test images. A generator that draws the
+  findings it is asked for scores close to the real AUC.
+- On phantom data, the renderer's ground truth: the same classifier on phantoms freshly rendered for
+  the same label vectors, which is what a perfect generator would give.
+
+Conditioning vectors are drawn from pool rows (never test patients); real images are the test set,
+which neither the classifier nor the generator has seen.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import linalg
+
+from . import classifier, store
+from .dataset import DEFAULT_DATASET, load_images, locate, read_index
+from .errors import ChexbalError
+from .evaluate import auc_per_class
+from .generate import SHIPPED, load_generator, render_block
+from .labels import PATHOLOGIES, TARGETS, label_matrix
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (as FID does)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(root).all():  # near-singular product: regularise as FID implementations do
+        eps = np.eye(len(cov_a)) * 1e-6
+        root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))
+
+
+def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000, seed: int = 0,
+             data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, out: Path | None = None) -> dict:
+    folder = locate(Path(data_dir), dataset)
+    index = read_index(folder)
+    test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
+    model = classifier.load_run(classifier_run)
+    size = store.open_complete(folder / "images.zarr", 0).shape[1]
+    checkpoint = Path(checkpoint or SHIPPED)
+    generator, _ = load_generator(checkpoint, size, torch.device("cpu"))
+
+    conditions = sample_conditions(pool, n, seed)
+    fake = np.concatenate([render_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i:i + 256])), seed, i, "cpu")
+                           for i in range(0, len(conditions), 256)])
+    real_features, real_probs = classifier.embed_and_score(model, load_images(folder, test))
+    fake_features, fake_probs = classifier.embed_and_score(model, fake)
+    result = {
+        "dataset": dataset, "checkpoint": str(checkpoint), "classifier": str(classifier_run), "generated": len(fake),
+        "real_test_images": len(test),
+        "frechet": {"overall": frechet_distance(real_features, fake_features)},
+        "auc_real_test": auc_per_class(label_matrix(test), real_probs),
+        "auc_generated": auc_per_class(label_matrix(conditions), fake_probs),
+    }
+    for target in TARGETS:
+        real_pos = real_features[test[target].to_numpy() == 1]
+        fake_pos = fake_features[conditions[target].to_numpy() == 1]
+        if len(real_pos) > 1 and len(fake_pos) > 1:
+            result["frechet"][target] = frechet_distance(real_pos, fake_pos)
+    if json.loads((folder / "images.zarr" / "zarr.json").read_text())["attributes"].get("source") == "phantom":
+        result["auc_renderer"] = renderer_auc(model, folder, conditions, size, seed)
+    if out is not None:
+        store.write_atomic(Path(out), json.dumps(result, indent=2))
+    return result
+
+
+def sample_conditions(pool: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """n pool rows, with every target's positives over-represented so its AUC is measurable."""
+    rng = np.random.default_rng(seed)
+    per_group = n // (len(TARGETS) + 1)
+    picks = [pool.sample(min(per_group, len(pool)), random_state=rng.integers(2**31))]
+    for target in TARGETS:
+        positives = pool[pool[target] == 1]
+        if len(positives) == 0:
+            raise ChexbalError(f"the pool has no {target} positive to condition on")
+        picks.append(positives.sample(per_group, replace=True, random_state=rng.integers(2**31)))
+    return pd.concat(picks, ignore_index=True)
+
+
+def renderer_auc(model, folder: Path, conditions: pd.DataFrame, size: int, seed: int) -> dict[str, float]:
+    """The classifier's AUC on phantoms rendered for the same rows: a perfect generator's score."""
+    from .sources.phantom import render_block as render_phantoms
+
+    raw = pd.read_csv(folder / "raw-labels.csv").set_index("index").loc[conditions["index"], list(PATHOLOGIES)]
+    paths = [f"{p}#eval{i}" for i, p in enumerate(conditions["Path"])]  # fresh anatomy, same labels
+    images = render_phantoms(paths, raw.to_numpy(float), size, seed)
+    _, probs = classifier.embed_and_score(model, images)
+    return auc_per_class(label_matrix(conditions), probs)
