@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from chexbal.evaluate import auc_per_class, bootstrap_aucs, confidence_interval, delong
+from chexbal.labels import PATHOLOGIES
+
+
+def correlated_case(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.2
+    shared = rng.normal(size=n)
+    a = y * 0.8 + shared + rng.normal(0, 0.7, n)
+    b = y * 1.1 + shared + rng.normal(0, 0.7, n)
+    return y, a, b
+
+
+def test_auc_is_keyed_by_name_and_nan_for_one_label_value():
+    labels = np.zeros((10, len(PATHOLOGIES)))
+    labels[:5, PATHOLOGIES.index("Fracture")] = 1
+    probs = labels * 0.9 + 0.05
+    aucs = auc_per_class(labels, probs)
+    assert list(aucs) == list(PATHOLOGIES)
+    assert aucs["Fracture"] == 1.0 and np.isnan(aucs["Lung Lesion"])
+
+
+def test_bootstrap_matches_sklearn_on_the_unresampled_data_and_ci_contains_the_estimate(monkeypatch):
+    y, a, b = correlated_case()
+    a = np.round(a, 1)  # ties must count half, as in sklearn
+    samples = bootstrap_aucs(y, [a], n_boot=400)[0]
+    point = roc_auc_score(y, a)
+    low, high = confidence_interval(samples)
+    assert low < point < high and high - low < 0.2
+    assert abs(samples.mean() - point) < 0.01
+    # A "resample" that keeps every image once is the data itself: the weighted AUC is sklearn's.
+    class KeepEveryImage:
+        def multinomial(self, n, p, size):
+            return np.ones((size, len(p)))
+
+    monkeypatch.setattr(np.random, "default_rng", lambda seed: KeepEveryImage())
+    assert bootstrap_aucs(y, [a], n_boot=2)[0] == pytest.approx([point, point])
+
+
+def test_delong_agrees_with_a_paired_bootstrap():
+    y, a, b = correlated_case(n=1500, seed=1)
+    result = delong(y, a, b)
+    assert result["auc_a"] == pytest.approx(roc_auc_score(y, a))
+    assert result["auc_b"] == pytest.approx(roc_auc_score(y, b))
+    paired = bootstrap_aucs(y, [a, b], n_boot=2000, seed=2)
+    differences = paired[1] - paired[0]
+    assert result["diff"] == pytest.approx(differences.mean(), abs=0.005)
+    assert result["se"] == pytest.approx(differences.std(), rel=0.15)
+    # Identical models: no difference, p = 1.
+    same = delong(y, a, a)
+    assert same["diff"] == 0 and same["p"] == 1.0
