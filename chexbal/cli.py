@@ -244,5 +244,24 @@ def gan_eval(
     console.print(f"written to {out}")
 
 
+@app.command()
+@user_errors
+def report(
+    name: Annotated[str, typer.Option(help="Report folder name under --out.")] = "phantom",
+    runs: Annotated[Path, typer.Option(help="Folder holding classifier runs.")] = Path("runs"),
+    out: Annotated[Path, typer.Option(help="Folder for reports.")] = Path("reports"),
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+) -> None:
+    """Tables 1 and 2 with CIs and paired tests, samples, learning curves, CAMs, GAN quality."""
+    from .report import report as run
+
+    if n_boot < 100:
+        raise ChexbalError("--n-boot must be at least 100", 2)
+    folder = run(name, runs, data_dir, dataset, out, n_boot)
+    console.print(f"report written to {folder / 'report.html'} (and report.md)")
+
+
 if __name__ == "__main__":
     app()

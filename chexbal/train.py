@@ -68,6 +68,7 @@ RESUME_KEYS = ("frac", "aug", "lr", "batch_size", "optimizer", "seed", "weights"
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     cfg.check()
+    started = time.perf_counter()
     run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
     device = pick_device(cfg.device)
     use_amp = amp_enabled(cfg.amp, device)
@@ -97,7 +98,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
             store.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
             progress.update(task, advance=1, note=f"loss {train_loss:.3f} val {val_loss:.3f} AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s")
 
-    finish(run_dir, model, data, cfg, use_amp, device, best)
+    finish(run_dir, model, data, cfg, use_amp, device, time.perf_counter() - started)
     return run_dir
 
 
@@ -230,8 +231,9 @@ def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, us
     return saved["epoch"], saved["best_val_auc"], history[history["epoch"] <= saved["epoch"]]
 
 
-def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, best: float) -> None:
-    """Score validation and test with the best checkpoint; write predictions and metrics."""
+def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float) -> None:
+    """Score validation and test with the best checkpoint; write predictions and metrics.
+    `wall_seconds` covers this process only (a resumed run counts its last session)."""
     saved = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(saved["model"])
     metrics = {"best_epoch": saved["epoch"], "epochs": cfg.epochs}
@@ -241,6 +243,7 @@ def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, 
         metrics[name] = {"loss": loss, "mean_auc": mean_auc(aucs), "auc": aucs}
         if name == "test":
             write_predictions(run_dir / "test-predictions.csv", data[name]["rows"], probs)
+    metrics["wall_seconds"] = seconds
     store.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
 
 

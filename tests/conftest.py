@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from chexbal import store
+from chexbal.prepare import prepare
 from chexbal.labels import PATHOLOGIES
 
 # Several aspect ratios, as in CheXpert (portrait, landscape, square).
@@ -53,3 +54,32 @@ def chexpert_root(tmp_path: Path) -> Path:
 def small_blocks(monkeypatch):
     """Blocks of 4 images, so the tiny dataset spans many blocks (resume, partial regimens)."""
     monkeypatch.setattr(store, "BLOCK", 4)
+
+
+PLANTED = "Fracture"
+
+
+def make_planted(root, n_patients=160, seed=0):
+    """A CheXpert-format folder where only PLANTED has a visible sign (a bright top-left square);
+    every other label is random, so only PLANTED can be learned."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(1, n_patients + 1):
+        rel = f"train/patient{p:05d}/study1/view1_frontal.jpg"
+        labels = rng.choice([1.0, 0.0], size=len(PATHOLOGIES))
+        pixels = rng.integers(60, 100, (48, 48)).astype(np.uint8)
+        if labels[PATHOLOGIES.index(PLANTED)] == 1:
+            pixels[4:20, 4:20] = 230
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / rel, quality=95)
+        rows.append([f"CheXpert-v1.0-small/{rel}", "Male", 50, "Frontal", "PA", *labels])
+    pd.DataFrame(rows, columns=["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *PATHOLOGIES]).to_csv(root / "train.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory):
+    base = tmp_path_factory.mktemp("planted")
+    root = make_planted(base / "CheXpert-v1.0-small")
+    prepare("chexpert", root, 1.0, 32, data_dir=base / "data", dataset="planted", workers=1, quiet=True)
+    return base

@@ -1,0 +1,110 @@
+"""The report from a small set of runs made here: tables, CIs, HTML, CAMs."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chexbal import classifier
+from chexbal.cam import class_activation_maps
+from chexbal.dataset import load_images, read_index
+from chexbal.gan.train import GanConfig, train_gan
+from chexbal.gan_eval import gan_eval
+from chexbal.generate import generate
+from chexbal.labels import TARGETS
+from chexbal.prepare import prepare
+from chexbal.report import report
+from chexbal.train import TrainConfig, train
+
+from conftest import PLANTED
+
+
+@pytest.fixture(scope="module")
+def study(planted, tmp_path_factory):
+    """A 64 px planted dataset with a tiny GAN, its generated set, the three arms and a GAN evaluation."""
+    base = tmp_path_factory.mktemp("study")
+    data = base / "data"
+    prepare("chexpert", planted / "CheXpert-v1.0-small", 1.0, 64, data_dir=data, dataset="p64", workers=1, quiet=True)
+    train_gan(GanConfig(steps=2, batch_size=8, base=8, data_dir=str(data), dataset="p64", run_dir=str(base / "gan")), quiet=True)
+    generate(1.0, base / "gan" / "generator.pt", share=0.55, data_dir=data, dataset="p64", quiet=True)
+    for aug in ("none", "standard", "gan"):
+        cfg = TrainConfig(frac=1.0, aug=aug, epochs=2, batch_size=16, data_dir=str(data), dataset="p64", amp="off")
+        cfg.run_dir = str(base / "runs" / cfg.default_run_dir().relative_to("runs"))
+        train(cfg, quiet=True)
+    gan_eval(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()), base / "gan" / "generator.pt", n=40,
+             data_dir=data, dataset="p64", out=base / "runs" / "p64" / "gan-eval.json")
+    folder = report("test", base / "runs", data, "p64", base / "reports", n_boot=200)
+    return base, folder
+
+
+class TagBalance(HTMLParser):
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.errors, self.sources = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.sources += [attrs[k] for k in ("src", "href") if k in attrs]
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(tag)
+
+
+def test_report_files_and_self_contained_html(study):
+    _, folder = study
+    assert {"report.md", "report.html", "samples.png", "learning-curves.png", "cams.png", "table2.csv"} <= {p.name for p in folder.iterdir()}
+    page = (folder / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    parser = TagBalance()
+    parser.feed(page)
+    assert parser.errors == [] and parser.stack == []
+    assert parser.sources and all(s.startswith("data:image/png;base64,") for s in parser.sources), "HTML refers to outside files"
+    markdown = (folder / "report.md").read_text()
+    for heading in ("Table 1", "Table 2", "Samples", "Learning curves", "Class activation maps", "GAN quality", "Provenance"):
+        assert heading in markdown
+    assert "— (not run)" not in markdown.split("## Appendix")[0], "an arm that ran is reported as missing"
+
+
+def test_table2_cis_contain_their_estimates_and_name_the_classes(study):
+    _, folder = study
+    table = pd.read_csv(folder / "table2.csv")
+    assert set(table["arm"]) == {"none", "standard", "gan"}
+    assert ((table["ci_low"] <= table["auc"]) & (table["auc"] <= table["ci_high"])).all()
+    planted_none = table[(table["class"] == PLANTED) & (table["arm"] == "none")]["auc"].item()
+    assert planted_none > table[(table["class"] != PLANTED) & (table["arm"] == "none")]["auc"].max()
+    assert table.loc[table["arm"] == "none", "p"].isna().all() and table.loc[table["arm"] != "none", "p"].notna().all()
+
+
+def test_a_missing_arm_is_a_marked_gap(study, tmp_path):
+    import shutil
+
+    base, _ = study
+    shutil.copytree(base / "runs", tmp_path / "runs")
+    shutil.rmtree(tmp_path / "runs" / "p64" / "frac-1" / "gan")
+    (tmp_path / "runs" / "p64" / "gan-eval.json").unlink()
+    folder = report("gap", tmp_path / "runs", base / "data", "p64", tmp_path / "reports", n_boot=200)
+    markdown = (folder / "report.md").read_text()
+    assert "— (not run)" in markdown and "No GAN-augmented run: gap." in markdown and "No `chexbal gan-eval` result" in markdown
+
+
+def test_cams_have_the_image_size_and_peak_at_the_planted_finding(study):
+    base, _ = study
+    folder = base / "data" / "p64"
+    model = classifier.load_run(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()))
+    index = read_index(folder)
+    positives = index[index[PLANTED] == 1].head(12)
+    maps = class_activation_maps(model, load_images(folder, positives), PLANTED)
+    assert maps.shape == (len(positives), 64, 64) and maps.min() >= 0 and maps.max() <= 1
+    # The bright square sits in the top-left quadrant of every positive.
+    top_left, bottom_right = maps[:, :32, :32].mean(axis=(1, 2)), maps[:, 32:, 32:].mean(axis=(1, 2))
+    assert (top_left > bottom_right).mean() >= 0.75
