@@ -44,11 +44,12 @@ def test_generator_and_discriminator_shapes_and_conditioning():
     with torch.no_grad():
         G.embed.weight.normal_()  # a trained embedding: labels must reach the image
         images = G(z, y)
-        scores = D(images, y)
-        swapped = D(images, y.flip(0))
+        scores, logits = D(images, y)
+        swapped, _ = D(images, y.flip(0))
     assert images.shape == (2, 1, 64, 64) and images.abs().max() <= 1
     assert not torch.allclose(images[0], images[1]), "the label vector does not change the image"
     assert scores.shape == (2,) and not torch.allclose(scores, swapped), "the discriminator ignores the labels"
+    assert logits.shape == (2, len(PATHOLOGIES))
     with pytest.raises(ValueError, match="power of two"):
         Generator(48)
 

@@ -4,8 +4,8 @@ Conditioning follows the recipes that hold up on small data: the 14-element labe
 generator through a learned embedding joined to the latent and through conditional batch norm in
 every block (Miyato & Koyama 2018; Brock et al. 2019), and the discriminator scores it by projection:
 the inner product of its pooled features with a linear embedding of the label vector (Miyato &
-Koyama 2018), which for multi-label vectors is the sum of the positive classes' embeddings. Spectral
-norm on every discriminator layer (Miyato et al. 2018).
+Koyama 2018), which for multi-label vectors is the sum of the positive classes' embeddings, plus an
+auxiliary classifier head (AC-GAN). Spectral norm on every discriminator layer (Miyato et al. 2018).
 """
 
 from __future__ import annotations
@@ -46,14 +46,15 @@ class ConditionalBatchNorm(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Conditional batch norm, ReLU, then a stride-2 transposed convolution (DCGAN's upsampling)."""
+    """Conditional batch norm, ReLU, nearest-neighbour upsampling and a 3x3 convolution: upsampling
+    this way avoids the checkerboard artefacts of strided transposed convolutions (Odena et al. 2016)."""
 
     def __init__(self, cin: int, cout: int, cond: int):
         super().__init__()
-        self.norm, self.conv = ConditionalBatchNorm(cin, cond), nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+        self.norm, self.conv = ConditionalBatchNorm(cin, cond), nn.Conv2d(cin, cout, 3, padding=1)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.relu(self.norm(x, c)))
+        return self.conv(F.interpolate(F.relu(self.norm(x, c)), scale_factor=2.0))
 
 
 class Generator(nn.Module):
@@ -95,8 +96,14 @@ class Discriminator(nn.Module):
         self.blocks = nn.Sequential(*(DownBlock(a, b) for a, b in zip([1, *ch[:-1]], ch)))
         self.score = spectral_norm(nn.Linear(ch[-1], 1))
         self.project = spectral_norm(nn.Linear(N_LABELS, ch[-1], bias=False))
+        self.classify = spectral_norm(nn.Linear(ch[-1], N_LABELS))
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One realness score per image, given the label vector it claims to show."""
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A realness score per image given the label vector it claims to show, and 14 label logits.
+
+        The logits are an auxiliary classifier (AC-GAN, Odena et al. 2017, as in Han et al.'s
+        radiograph GAN): trained on real images, they push the generator to draw findings that a
+        classifier recognises, which projection alone does weakly for small, faint signs.
+        """
         h = self.blocks(images).sum(dim=(2, 3))
-        return self.score(h).squeeze(1) + (self.project(labels) * h).sum(dim=1)
+        return self.score(h).squeeze(1) + (self.project(labels) * h).sum(dim=1), self.classify(h)

@@ -1,6 +1,6 @@
 """`chexbal train-gan`: train the label-conditioned GAN on a prepared dataset's pool.
 
-Hinge loss, spectral norm and a projection discriminator, DiffAugment on real and fake alike, Adam
+Hinge loss, spectral norm and a projection discriminator with an auxiliary classifier, DiffAugment on real and fake alike, Adam
 with beta1 = 0 (as in SNGAN/BigGAN), and an exponential moving average of the generator, which is
 what gets sampled and shipped. The training rows are pool rows only; a dataset whose test patients
 would be seen is refused. One run folder holds options.json, losses.csv, sample grids (one row per
@@ -40,6 +40,7 @@ class GanConfig:
     z_dim: int = 128
     base: int = 32
     ema: float = 0.999
+    aux_weight: float = 1.0  # the auxiliary classifier's loss, for D on real and G on fake images
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 250
@@ -52,7 +53,7 @@ class GanConfig:
         return Path("runs") / "gan" / self.dataset / f"frac-{self.frac:g}"
 
 
-RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "seed", "dataset")
+RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "seed", "dataset")
 
 
 def training_pool(folder: Path, frac: float) -> pd.DataFrame:
@@ -95,7 +96,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
         for step in range(start, cfg.steps):
             rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: one stream per step
             d_loss, g_loss = train_step(nets, images, labels, cfg, rng)
-            update_ema(G_ema, G, cfg.ema)
+            update_ema(G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
             if step % 50 == 0 or step == cfg.steps - 1:
                 losses.append({"step": step + 1, "d_loss": d_loss, "g_loss": g_loss})
                 progress.update(task, note=f"D {d_loss:.3f} G {g_loss:.3f}")
@@ -121,12 +122,15 @@ def train_step(nets, images, labels, cfg: GanConfig, rng: torch.Generator) -> tu
     z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng).to(device)
     fake_labels = labels[fake_idx]  # conditions drawn from the real label distribution
     fake = G(z, fake_labels)
-    d_loss = (F.relu(1 - D(diff_augment(real, rng), labels[real_idx])).mean()
-              + F.relu(1 + D(diff_augment(fake.detach(), rng), fake_labels)).mean())
+    real_score, real_logits = D(diff_augment(real, rng), labels[real_idx])
+    fake_score, _ = D(diff_augment(fake.detach(), rng), fake_labels)
+    d_loss = (F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
+              + cfg.aux_weight * F.binary_cross_entropy_with_logits(real_logits, labels[real_idx]))
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
-    g_loss = -D(diff_augment(fake, rng), fake_labels).mean()
+    score, logits = D(diff_augment(fake, rng), fake_labels)
+    g_loss = -score.mean() + cfg.aux_weight * F.binary_cross_entropy_with_logits(logits, fake_labels)
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()

@@ -95,7 +95,8 @@ def _strength(value: float, rng: np.random.Generator) -> float:
 
 
 def _ribs(u, v, a, rng, fracture: float) -> np.ndarray:
-    """Posterior ribs as arcs over each lung; a fracture breaks one rib: a gap and a step."""
+    """Posterior ribs as arcs over each lung; a fracture breaks one rib: a gap, a step and a small
+    callus at the break."""
     broken = (rng.choice((-1, 1)), rng.integers(2, 6), rng.uniform(0.45, 0.8)) if fracture else None
     ribs = np.zeros_like(u)
     lateral = np.abs(u)
@@ -105,9 +106,10 @@ def _ribs(u, v, a, rng, fracture: float) -> np.ndarray:
             arc = -0.6 + k * a["rib_gap"] + 0.5 * (lateral - 0.1) ** 2
             if broken is not None and (side, k) == broken[:2]:
                 at = a["lung_x"] + (broken[2] - 0.5) * a["lung_w"]
-                arc = arc + 0.05 * fracture * (lateral > at)
-                gap = 1 - np.exp(-(((lateral - at) / 0.035) ** 2))
-                ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2)) * gap
+                callus = 0.07 * fracture * _blob(lateral, v, at, arc, 0.05)
+                arc = arc + 0.06 * fracture * (lateral > at)
+                gap = 1 - np.exp(-(((lateral - at) / 0.045) ** 2))
+                ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2)) * gap + callus * on_side
             else:
                 ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2))
     return ribs
@@ -121,7 +123,7 @@ def _lung_findings(u, v, a, rng, sign, lungs) -> np.ndarray:
     cx, cy = side * a["lung_x"], -0.05
     if sign["Lung Lesion"]:
         px, py = _point_in_lung(rng, a, side, 0.7)
-        out += 0.11 * sign["Lung Lesion"] * _blob(u, v, px, py, 0.05)
+        out += 0.14 * sign["Lung Lesion"] * _blob(u, v, px, py, 0.06)
     if sign["Lung Opacity"]:
         px, py = _point_in_lung(rng, a, side, 0.6)
         out += 0.14 * sign["Lung Opacity"] * _blob(u, v, px, py, 0.22) * lung
@@ -154,8 +156,8 @@ def _pleural_findings(u, v, a, rng, sign, lungs) -> np.ndarray:
         side = rng.choice((-1, 1))
         top = -0.05 + a["lung_h"] * rng.uniform(-0.6, 0.1)
         wall = side * (a["lung_x"] + a["lung_w"] * np.sqrt(np.clip(1 - ((v + 0.05) / a["lung_h"]) ** 2, 0, 1)))
-        band = np.exp(-(((u - wall + side * 0.02) / 0.025) ** 2)) * _step(v - top, 30) * _step(top + 0.35 - v, 30)
-        out += 0.12 * sign["Pleural Other"] * band
+        band = np.exp(-(((u - wall + side * 0.02) / 0.04) ** 2)) * _step(v - top, 30) * _step(top + 0.35 - v, 30)
+        out += 0.16 * sign["Pleural Other"] * band
     return out
 
 
