@@ -51,7 +51,8 @@ def test_generator_and_discriminator_shapes_and_conditioning():
     assert scores.shape == (2,) and not torch.allclose(scores, swapped), "the discriminator ignores the labels"
     assert logits.shape == (2, len(PATHOLOGIES))
     with pytest.raises(ValueError, match="power of two"):
-        Generator(48)
+        Generator(72)
+    assert Generator(224, base=4)(torch.randn(1, 128), y[:1]).shape == (1, 1, 224, 224)
 
 
 def test_train_gan_writes_a_run_and_resumes(small):

@@ -10,7 +10,6 @@ auxiliary classifier head (AC-GAN). Spectral norm on every discriminator layer (
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -23,14 +22,15 @@ N_LABELS = len(PATHOLOGIES)
 
 
 def n_blocks(size: int) -> int:
-    blocks = math.log2(size) - 2  # from 4x4 up to size x size
-    if size < 16 or blocks != int(blocks):
-        raise ValueError(f"GAN image size must be a power of two from 16, not {size}")
-    return int(blocks)
+    """Upsampling steps from a 4 to 7 pixel start to `size`: 64 = 4·2⁴, 224 = 7·2⁵, 256 = 4·2⁶."""
+    for blocks in range(2, 10):
+        if size % 2**blocks == 0 and 4 <= size // 2**blocks <= 7:
+            return blocks
+    raise ValueError(f"GAN image size must be 4 to 7 times a power of two, at least 16 (64, 128, 224, 256), not {size}")
 
 
 def widths(size: int, base: int) -> list[int]:
-    """Channels per resolution from 4x4 up to size/2: wide at low resolution, halving as images grow."""
+    """Channels per resolution from the start up to size/2: wide at low resolution, halving as images grow."""
     return [base * 2 ** (n_blocks(size) - 1 - i) for i in range(n_blocks(size))]
 
 
@@ -65,13 +65,14 @@ class Generator(nn.Module):
         ch = widths(size, base)
         self.embed = nn.Linear(N_LABELS, embed)
         cond = z_dim + embed
-        self.stem = nn.Linear(cond, ch[0] * 16)
+        self.start = size // 2 ** n_blocks(size)
+        self.stem = nn.Linear(cond, ch[0] * self.start**2)
         self.blocks = nn.ModuleList(UpBlock(a, b, cond) for a, b in zip(ch, [*ch[1:], 1]))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1], shape (B, 1, size, size), for latents z and 0/1 label vectors."""
         c = torch.cat([z, self.embed(labels)], dim=1)
-        h = self.stem(c).view(len(z), -1, 4, 4)
+        h = self.stem(c).view(len(z), -1, self.start, self.start)
         for block in self.blocks:
             h = block(h, c)
         return torch.tanh(h)
