@@ -1,27 +1,61 @@
-# chexbal: `make demo` runs the whole pipeline on the embedded phantom data; `make test` runs the tests.
+# chexbal. `make demo` runs the whole pipeline on the embedded phantom data; `make test` runs the tests.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+CHEXBAL := $(BIN)/chexbal
 # torch is pinned here (pyproject only bounds it) so a fresh install takes the tested build.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-FRAC ?= 0.01
+DEMO_FRAC ?= 0.01
+DEMO_EPOCHS ?= 10
+DEMO_RUN := --lr 0.001 --batch-size 32 --optimizer adam --epochs $(DEMO_EPOCHS)
+GAN_STEPS ?= 3000
+DATA ?=
+FRACS ?= 0.01 0.1 0.5 1
+REAL := chexpert-224
 
-.PHONY: help install test demo clean-data
+.PHONY: help install test demo generator reproduce bench clean-runs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(BIN)/chexbal: pyproject.toml
+$(CHEXBAL): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-install: $(BIN)/chexbal  ## create .venv and install chexbal with its test tools
+install: $(CHEXBAL)  ## create .venv and install chexbal with its test tools
 
 test: install  ## run the test suite
 	$(BIN)/python -m pytest -q
 
-demo: install  ## the main job on the embedded phantom data
-	$(BIN)/chexbal prepare --frac $(FRAC)
-	$(BIN)/chexbal info
+demo: install  ## the main job: phantom data, shipped generator, none/standard/GAN at 1%, report
+	$(CHEXBAL) prepare --frac $(DEMO_FRAC)
+	$(CHEXBAL) generate --frac $(DEMO_FRAC)
+	for aug in none standard gan; do $(CHEXBAL) sweep --frac $(DEMO_FRAC) --aug $$aug $(DEMO_RUN) || exit 1; done
+	$(CHEXBAL) gan-eval --n 1000 --classifier runs/phantom-64/frac-$(DEMO_FRAC)/none/lr0.001-bs32-adam-seed0
+	$(CHEXBAL) report --name demo
+	@echo "report: $(CURDIR)/reports/demo/report.html"
+
+generator: install  ## retrain the shipped phantom generator (CPU: about an hour)
+	$(CHEXBAL) prepare --frac 1
+	$(CHEXBAL) train-gan --frac 1 --steps $(GAN_STEPS) --run-dir runs/gan/phantom-64/frac-1 $(if $(wildcard runs/gan/phantom-64/frac-1/last.pt),--resume)
+	cp runs/gan/phantom-64/frac-1/generator.pt chexbal/weights/phantom-64-generator.pt
+
+reproduce: install  ## the paper's protocol on real data: make reproduce DATA=/path/to/CheXpert-v1.0-small (GPUs)
+	@test -n "$(DATA)" || { echo "usage: make reproduce DATA=/path/to/CheXpert-v1.0-small"; exit 2; }
+	for f in $(FRACS); do $(CHEXBAL) prepare --source chexpert --root "$(DATA)" --frac $$f --dataset $(REAL) || exit 1; done
+	$(CHEXBAL) train-gan --dataset $(REAL) --frac 1 --steps 50000 --batch-size 32 --base 16 $(if $(wildcard runs/gan/$(REAL)/frac-1/last.pt),--resume)
+	for f in $(FRACS); do \
+	  $(CHEXBAL) generate --dataset $(REAL) --frac $$f --checkpoint runs/gan/$(REAL)/frac-1/generator.pt || exit 1; \
+	  for aug in none standard gan; do $(CHEXBAL) sweep --dataset $(REAL) --frac $$f --aug $$aug || exit 1; done; \
+	done
+	$(CHEXBAL) report --name chexpert --dataset $(REAL)
+
+bench: install  ## the speed benchmarks (each ends with `ratio <value>`)
+	$(BIN)/python scripts/bench_prepare.py
+	$(BIN)/python scripts/bench_train.py
+	$(BIN)/python scripts/bench_generate.py
+
+clean-runs:  ## delete runs/ and reports/ (prepared data stays)
+	rm -rf runs reports

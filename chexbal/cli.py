@@ -99,13 +99,17 @@ def train(
     dataset: Dataset = DEFAULT_DATASET,
     run_dir: Annotated[Optional[Path], typer.Option(help="[default: runs/<dataset>/frac-<F>/<aug>/<hyperparameters>]")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (opt-in; pays on GPUs).")] = False,
 ) -> None:
-    """Fine-tune DenseNet-121 on one regimen and score the test set with the best epoch."""
+    """Fine-tune DenseNet-121 on one regimen and score the test set with the best epoch.
+
+    Runs unchanged under `torchrun --nproc-per-node=N` (DistributedDataParallel; rank 0 writes)."""
     from .train import TrainConfig
     from .train import train as run
 
-    cfg = TrainConfig(frac, aug, lr, batch_size, optimizer, epochs, seed, str(weights) if weights else None,
-                      device, amp, str(data_dir), dataset, str(run_dir) if run_dir else None)
+    cfg = TrainConfig(frac=frac, aug=aug, lr=lr, batch_size=batch_size, optimizer=optimizer, epochs=epochs, seed=seed,
+                      weights=str(weights) if weights else None, device=device, amp=amp, compile=compile,
+                      data_dir=str(data_dir), dataset=dataset, run_dir=str(run_dir) if run_dir else None)
     folder = run(cfg, resume=resume)
     console.print(f"run written to {folder}")
 
@@ -130,7 +134,7 @@ def sweep(
     from .sweep import grid, sweep as run
     from .train import TrainConfig
 
-    base = TrainConfig(frac, aug, epochs=epochs, seed=seed, weights=str(weights) if weights else None,
+    base = TrainConfig(frac=frac, aug=aug, epochs=epochs, seed=seed, weights=str(weights) if weights else None,
                        device=device, data_dir=str(data_dir), dataset=dataset)
     path = run(grid(base, lr, batch_size, optimizer), workers)
     console.print(f"selection written to {path}")

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import classifier, store, synthetic
+from . import classifier, distributed, store, synthetic
 from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
 from .errors import ChexbalError
 from .evaluate import auc_per_class, mean_auc
@@ -43,6 +43,7 @@ class TrainConfig:
     weights: str | None = None
     device: str = "auto"
     amp: str = "auto"  # bf16 autocast: auto = on for CUDA and for CPUs with bf16 matrix units
+    compile: bool = False  # torch.compile: opt-in (no gain for DenseNet-121 on CPU, minutes to compile)
     data_dir: str = "data"
     dataset: str = DEFAULT_DATASET
     run_dir: str | None = None
@@ -70,36 +71,50 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     cfg.check()
     started = time.perf_counter()
     run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
-    device = pick_device(cfg.device)
+    ranks, device = distributed.setup(pick_device(cfg.device))
+    if cfg.batch_size % ranks.world:
+        raise ChexbalError(f"--batch-size {cfg.batch_size} does not split over {ranks.world} processes", 2)
+    quiet = quiet or not ranks.main
     use_amp = amp_enabled(cfg.amp, device)
     data = load_data(cfg, device)
     torch.manual_seed(cfg.seed)
     model, init_note = classifier.build(cfg.weights, quiet=quiet)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    start, best, history = begin(run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data)
-
-    with bar(disable=quiet) as progress:
-        task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
-        for epoch in range(start, cfg.epochs):
-            seconds, train_loss = train_epoch(model, optimizer, data["train"], cfg, epoch, use_amp, device)
-            val_loss, val_probs = predict(model, data["val"], cfg.batch_size * 2, use_amp)
-            val_auc = auc_per_class(data["val"]["y"].cpu().numpy(), val_probs)
-            row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_mean_auc": mean_auc(val_auc),
-                   "train_img_per_s": len(data["train"]["y"]) / seconds, **{f"val_auc/{k}": v for k, v in val_auc.items()}}
-            history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
-            improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
-            best = row["val_mean_auc"] if improved else best
-            checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                          "best_val_auc": best, "config": dataclasses.asdict(cfg)}
-            if improved or epoch == 0:
-                save(checkpoint, run_dir / "best.pt")
-            save(checkpoint, run_dir / "last.pt")
-            store.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
-            progress.update(task, advance=1, note=f"loss {train_loss:.3f} val {val_loss:.3f} AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s")
-
-    finish(run_dir, model, data, cfg, use_amp, device, time.perf_counter() - started)
+    start, best, history = begin(run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data, ranks)
+    model = distributed.wrap(model, ranks, device)
+    if cfg.compile:
+        model = torch.compile(model)
+    try:
+        with bar(disable=quiet) as progress:
+            task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
+            for epoch in range(start, cfg.epochs):
+                seconds, train_loss = train_epoch(model, optimizer, data["train"], cfg, epoch, use_amp, device, ranks)
+                val_loss, val_probs = predict(model, data["val"], cfg.batch_size * 2, use_amp, ranks)
+                row = epoch_row(epoch, train_loss, val_loss, val_probs, data, seconds)
+                history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
+                improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
+                best = row["val_mean_auc"] if improved else best
+                if ranks.main:
+                    checkpoint = {"model": distributed.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                                  "epoch": epoch + 1, "best_val_auc": best, "config": dataclasses.asdict(cfg)}
+                    if improved or epoch == 0:
+                        save(checkpoint, run_dir / "best.pt")
+                    save(checkpoint, run_dir / "last.pt")
+                    store.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
+                distributed.barrier(ranks)
+                progress.update(task, advance=1, note=f"loss {train_loss:.3f} val {val_loss:.3f} "
+                                f"AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s")
+        finish(run_dir, model, data, cfg, use_amp, device, time.perf_counter() - started, ranks)
+    finally:
+        distributed.teardown(ranks)
     return run_dir
+
+
+def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndarray, data, seconds: float) -> dict:
+    val_auc = auc_per_class(data["val"]["y"].cpu().numpy(), val_probs)
+    return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_mean_auc": mean_auc(val_auc),
+            "train_img_per_s": len(data["train"]["y"]) / seconds, **{f"val_auc/{k}": v for k, v in val_auc.items()}}
 
 
 def pick_device(name: str) -> torch.device:
@@ -169,15 +184,21 @@ def to_input(x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: bool, device) -> tuple[float, float]:
-    """One pass over the training split in a seeded order; returns (seconds, mean loss)."""
+def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: bool, device,
+                ranks: distributed.Ranks = distributed.SINGLE) -> tuple[float, float]:
+    """One pass over the training split in a seeded order (each rank its shard); returns
+    (seconds, mean loss over all ranks)."""
     model.train()
     generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order after a resume
-    order = torch.randperm(len(part["y"]), generator=generator).to(device)
-    flips = torch.rand(len(order), 2, generator=generator).to(device) < 0.5
-    total, start = torch.zeros((), device=device), time.perf_counter()
-    for i in range(0, len(order), cfg.batch_size):
-        batch = order[i:i + cfg.batch_size]
+    order = torch.randperm(len(part["y"]), generator=generator)
+    flips = torch.rand(len(order), 2, generator=generator) < 0.5
+    mine = distributed.shard(torch.arange(len(order)), ranks)
+    order, flips = order[mine].to(device), flips[mine].to(device)
+    batch_size = cfg.batch_size // ranks.world
+    total, count = torch.zeros((), device=device), torch.zeros((), device=device)
+    timer = Timer(device)
+    for i in range(0, len(order), batch_size):
+        batch = order[i:i + batch_size]
         if len(batch) < 2:  # BatchNorm cannot train on a single image
             continue
         x = to_input(part["x"][batch], flips[i:i + len(batch)] if cfg.aug == "standard" else None)
@@ -188,36 +209,60 @@ def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: b
         loss.backward()
         optimizer.step()
         total += loss.detach() * len(batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, float(total) / len(order)
+        count += len(batch)
+    seconds = timer.seconds()
+    return seconds, float(distributed.total(total, ranks) / distributed.total(count, ranks).clamp_min(1))
+
+
+class Timer:
+    """Wall time of device work: CUDA events on a GPU (no host sync inside the loop), else a clock."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self.start, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.start.record()
+        else:
+            self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        if self.cuda:
+            self.end.record()
+            self.end.synchronize()
+            return self.start.elapsed_time(self.end) / 1000
+        return time.perf_counter() - self.start
 
 
 @torch.no_grad()
-def predict(model, part, batch_size: int, use_amp: bool) -> tuple[float, np.ndarray]:
-    """Mean BCE loss and sigmoid probabilities (n, 14) of a split, in eval mode."""
+def predict(model, part, batch_size: int, use_amp: bool, ranks: distributed.Ranks = distributed.SINGLE) -> tuple[float, np.ndarray]:
+    """Mean BCE loss and sigmoid probabilities (n, 14) of a split, in eval mode; each rank scores
+    its rows and every rank gets all of them."""
     model.eval()
     device = part["x"].device
-    logits = []
-    for i in range(0, len(part["y"]), batch_size):
+    n = len(part["y"])
+    mine = torch.arange(ranks.rank, n, ranks.world, device=device)
+    logits = [torch.zeros(0, len(PATHOLOGIES), device=device)]
+    for i in range(0, len(mine), batch_size):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits.append(model(to_input(part["x"][i:i + batch_size])).float())
-    logits = torch.cat(logits) if logits else torch.zeros(0, len(PATHOLOGIES), device=device)
-    loss = F.binary_cross_entropy_with_logits(logits, part["y"]).item() if len(logits) else float("nan")
+            logits.append(distributed.unwrap(model)(to_input(part["x"][mine[i:i + batch_size]])).float())
+    logits = distributed.gather_rows(torch.cat(logits), n, ranks)
+    loss = F.binary_cross_entropy_with_logits(logits, part["y"]).item() if n else float("nan")
     return loss, torch.sigmoid(logits).cpu().numpy()
 
 
-def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, use_amp: bool, device, data):
-    """Start a new run folder, or restore the last checkpoint of an interrupted one."""
+def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, use_amp: bool, device, data, ranks):
+    """Start a new run folder (rank 0 writes it), or restore the last checkpoint of an interrupted one."""
     last = run_dir / "last.pt"
     if not resume:
         if last.exists():
             raise ChexbalError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config = {**dataclasses.asdict(cfg), "amp_enabled": use_amp, "device_used": str(device), "init": init_note,
-                  "train_images": len(data["train"]["y"]), "val_images": len(data["val"]["y"]),
-                  "test_images": len(data["test"]["y"]), "threads": torch.get_num_threads()}
-        store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
+        if ranks.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config = {**dataclasses.asdict(cfg), "amp_enabled": use_amp, "device_used": str(device), "init": init_note,
+                      "train_images": len(data["train"]["y"]), "val_images": len(data["val"]["y"]),
+                      "test_images": len(data["test"]["y"]), "threads": torch.get_num_threads(), "processes": ranks.world}
+            store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
+        distributed.barrier(ranks)
         return 0, float("nan"), pd.DataFrame()
     if not last.exists():
         raise ChexbalError(f"nothing to resume: {last} not found")
@@ -231,20 +276,21 @@ def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, us
     return saved["epoch"], saved["best_val_auc"], history[history["epoch"] <= saved["epoch"]]
 
 
-def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float) -> None:
-    """Score validation and test with the best checkpoint; write predictions and metrics.
+def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float, ranks) -> None:
+    """Score validation and test with the best checkpoint; rank 0 writes predictions and metrics.
     `wall_seconds` covers this process only (a resumed run counts its last session)."""
     saved = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
-    model.load_state_dict(saved["model"])
+    distributed.unwrap(model).load_state_dict(saved["model"])
     metrics = {"best_epoch": saved["epoch"], "epochs": cfg.epochs}
     for name in ("val", "test"):
-        loss, probs = predict(model, data[name], cfg.batch_size * 2, use_amp)
+        loss, probs = predict(model, data[name], cfg.batch_size * 2, use_amp, ranks)
         aucs = auc_per_class(data[name]["y"].cpu().numpy(), probs)
         metrics[name] = {"loss": loss, "mean_auc": mean_auc(aucs), "auc": aucs}
-        if name == "test":
+        if name == "test" and ranks.main:
             write_predictions(run_dir / "test-predictions.csv", data[name]["rows"], probs)
     metrics["wall_seconds"] = seconds
-    store.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    if ranks.main:
+        store.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
 
 
 def write_predictions(path: Path, rows: pd.DataFrame, probs: np.ndarray) -> None:

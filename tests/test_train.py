@@ -119,3 +119,23 @@ def test_sweep_skips_finished_runs_and_picks_the_best_validation_auc(planted, mo
     monkeypatch.setattr(sweep_module, "train", lambda *a, **k: calls.append(a))
     sweep_module.sweep(configs)
     assert calls == [], "a finished run was trained again"
+
+
+def test_torchrun_with_two_processes_matches_one(planted, tmp_path):
+    """DDP with the gloo backend on the CPU: same data, same seed, results within tolerance."""
+    import os
+    import subprocess
+    import sys
+
+    single = train(config(planted, run_dir=str(tmp_path / "single"), epochs=2), quiet=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "chexbal.cli",
+               "train", "--frac", "1", "--epochs", "2", "--batch-size", "16", "--amp", "off", "--data-dir",
+               str(planted / "data"), "--dataset", "planted", "--run-dir", str(tmp_path / "ddp")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    config_written = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config_written["processes"] == 2
+    a, b = (json.loads((run / "metrics.json").read_text())["test"] for run in (single, tmp_path / "ddp"))
+    assert b["auc"][PLANTED] > 0.9 and abs(a["auc"][PLANTED] - b["auc"][PLANTED]) < 0.05
+    assert abs(a["loss"] - b["loss"]) < 0.05
+    assert len(pd.read_csv(tmp_path / "ddp" / "history.csv")) == 2
