@@ -128,15 +128,22 @@ def sweep(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
-    workers: Annotated[int, typer.Option(help="Runs at once (CPU threads are shared among them).")] = 1,
+    workers: Annotated[Optional[int], typer.Option(help="local: runs at once [default: one per GPU, else 1].")] = None,
+    launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (a submitit job array).")] = "local",
+    partition: Annotated[Optional[str], typer.Option(help="slurm: partition.")] = None,
+    gpus: Annotated[int, typer.Option(help="slurm: GPUs per job.")] = 1,
+    cpus: Annotated[int, typer.Option(help="slurm: CPUs per job.")] = 8,
+    minutes: Annotated[int, typer.Option(help="slurm: time limit per job, minutes.")] = 240,
+    parallel: Annotated[int, typer.Option(help="slurm: array jobs running at once.")] = 18,
 ) -> None:
     """The paper's grid (lr x batch size x optimizer) for one regimen and arm; picks by validation AUC."""
-    from .sweep import grid, sweep as run
+    from .sweep import SlurmOptions, grid, sweep as run
     from .train import TrainConfig
 
     base = TrainConfig(frac=frac, aug=aug, epochs=epochs, seed=seed, weights=str(weights) if weights else None,
                        device=device, data_dir=str(data_dir), dataset=dataset)
-    path = run(grid(base, lr, batch_size, optimizer), workers)
+    slurm = SlurmOptions(partition, gpus, cpus, minutes, parallel)
+    path = run(grid(base, lr, batch_size, optimizer), workers, launcher, slurm)
     console.print(f"selection written to {path}")
 
 

@@ -3,6 +3,9 @@
 Each grid point is an ordinary `chexbal train` run in its own folder; a finished run (metrics.json
 present) is skipped, an interrupted one resumed. The run with the best mean validation AUC is
 recorded in `selected.json` beside the runs, which is what `chexbal report` reads.
+
+Launchers: `local` runs on this machine, one worker per GPU (or a worker count on the CPU);
+`slurm` submits the unfinished runs as one job array through submitit, one GPU per job.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import dataclasses
 import itertools
 import json
 import math
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,28 +33,82 @@ def grid(base: TrainConfig, lrs=None, batch_sizes=None, optimizers=None) -> list
     return [dataclasses.replace(c, run_dir=str(c.default_run_dir())).check() for c in configs]
 
 
-def sweep(configs: list[TrainConfig], workers: int = 1) -> Path:
+@dataclasses.dataclass
+class SlurmOptions:
+    partition: str | None = None
+    gpus: int = 1
+    cpus: int = 8
+    minutes: int = 240
+    parallel: int = 18  # array jobs running at once
+    logs: str = "runs/slurm"
+
+
+def sweep(configs: list[TrainConfig], workers: int | None = None, launcher: str = "local",
+          slurm: SlurmOptions | None = None) -> Path:
     """Train every configuration not yet finished, then record and return the selection file."""
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ChexbalError("--workers must be at least 1", 2)
     pending = [c for c in configs if not (Path(c.run_dir) / "metrics.json").exists()]
-    if workers == 1 or len(pending) <= 1:
-        for cfg in pending:
-            run_one(cfg, threads=None)
+    if launcher == "slurm":
+        run_submitit(pending, slurm or SlurmOptions(), cluster="slurm")
+    elif launcher == "local":
+        run_local(pending, workers)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(run_one, pending, [threads] * len(pending)))
+        raise ChexbalError(f"--launcher must be local or slurm, not {launcher!r}", 2)
     return select(configs)
 
 
-def run_one(cfg: TrainConfig, threads: int | None) -> str:
-    if threads:
-        import torch
+def run_local(pending: list[TrainConfig], workers: int | None) -> None:
+    """One worker per GPU when there are GPUs, else `workers` processes sharing the CPU threads."""
+    import torch
 
-        torch.set_num_threads(threads)
+    gpus = torch.cuda.device_count()
+    workers = workers or max(gpus, 1)
+    if workers == 1 or len(pending) <= 1:
+        for cfg in pending:
+            run_one(cfg)
+        return
+    slots = multiprocessing.get_context("spawn").Queue()
+    for k in range(workers):
+        slots.put(str(k % gpus) if gpus else None)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_claim_slot, initargs=(slots, threads)) as pool:
+        list(pool.map(run_one, pending))
+
+
+def _claim_slot(slots, threads: int) -> None:
+    """Worker start-up: pin this process to one GPU (before CUDA starts) and its share of CPU threads."""
+    gpu = slots.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_submitit(pending: list[TrainConfig], options: SlurmOptions, cluster: str) -> None:
+    """The unfinished runs as one job array; blocks until they end. Re-running the sweep after an
+    interruption submits only what is still unfinished, and interrupted runs resume."""
+    if not pending:
+        return
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=options.logs, cluster=cluster)
+    executor.update_parameters(name="chexbal-sweep", timeout_min=options.minutes, gpus_per_node=options.gpus,
+                               cpus_per_task=options.cpus, slurm_array_parallelism=options.parallel,
+                               **({"slurm_partition": options.partition} if options.partition else {}))
+    jobs = executor.map_array(run_one, pending)
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as err:  # a failed job: name it, keep its log, the others' runs stay
+            raise ChexbalError(f"sweep job {job.job_id} failed; log in {options.logs}: {str(err).splitlines()[-1]}") from None
+
+
+def run_one(cfg: TrainConfig) -> str:
     resume = (Path(cfg.run_dir) / "last.pt").exists()
-    return str(train(cfg, resume=resume, quiet=threads is not None))
+    return str(train(cfg, resume=resume, quiet=True))
 
 
 def select(configs: list[TrainConfig]) -> Path:

@@ -139,3 +139,16 @@ def test_torchrun_with_two_processes_matches_one(planted, tmp_path):
     assert b["auc"][PLANTED] > 0.9 and abs(a["auc"][PLANTED] - b["auc"][PLANTED]) < 0.05
     assert abs(a["loss"] - b["loss"]) < 0.05
     assert len(pd.read_csv(tmp_path / "ddp" / "history.csv")) == 2
+
+
+def test_sweep_through_submitit_local_executor(planted, monkeypatch, tmp_path):
+    """The slurm launcher's path, run by submitit's local executor: a job array, then the pick."""
+    from chexbal import sweep as sweep_module
+
+    monkeypatch.chdir(tmp_path)
+    configs = sweep_module.grid(config(planted, epochs=1, run_dir=None), lrs=[1e-3], batch_sizes=[16, 32], optimizers=["adam"])
+    sweep_module.run_submitit(configs, sweep_module.SlurmOptions(logs=str(tmp_path / "logs"), minutes=10), cluster="local")
+    assert all((tmp_path / c.run_dir / "metrics.json").exists() for c in configs)
+    selection = json.loads(sweep_module.select(configs).read_text())
+    assert selection["selected"]["run"] in {c.run_dir for c in configs}
+
