@@ -13,9 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classifier import Classifier
+from .classifier import Classifier, to_input
 from .labels import PATHOLOGIES
-from .train import to_input
 
 
 @torch.no_grad()

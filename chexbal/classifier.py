@@ -40,6 +40,18 @@ class Classifier(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(self.feature_maps(x), 1).flatten(1))
 
 
+def to_input(x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor:
+    """uint8 (B, S, S) -> float (B, 1, S, S) in torchxrayvision's [-1024, 1024], channels_last.
+
+    `flips` is a (B, 2) bool tensor: flip horizontally where column 0 is set, vertically where 1 is.
+    """
+    x = x.unsqueeze(1).float() * (2048.0 / 255.0) - 1024.0
+    if flips is not None:
+        x = torch.where(flips[:, 0, None, None, None], x.flip(3), x)
+        x = torch.where(flips[:, 1, None, None, None], x.flip(2), x)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def build(weights: Path | None = None, cache_dir: Path | None = None, quiet: bool = False) -> tuple[Classifier, str]:
     """The model and a note saying where its initial weights came from."""
     model = Classifier()
@@ -111,8 +123,6 @@ def load_run(run_dir: Path) -> Classifier:
 def embed_and_score(model: Classifier, images, batch_size: int = 256) -> tuple["np.ndarray", "np.ndarray"]:
     """Pooled penultimate features (n, 1024) and sigmoid probabilities (n, 14) of uint8 images."""
     import numpy as np
-
-    from .train import to_input
 
     features, probs = [], []
     for i in range(0, len(images), batch_size):

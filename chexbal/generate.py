@@ -8,8 +8,8 @@ generating the missing blocks and ends with the same images.
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +17,9 @@ import torch
 
 from . import store, synthetic
 from .dataset import DEFAULT_DATASET, locate
+from .devices import pick_device
 from .errors import ChexbalError
-from .gan.nets import Generator
-from .gan.train import to_uint8
+from .gan.nets import Generator, to_uint8
 from .labels import PATHOLOGIES, label_matrix
 from .plan import SHARE, make_plan, training_rows
 from .progress import bar
@@ -48,8 +48,6 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
 def generate(frac: float, checkpoint: Path | None = None, seed: int = 0, share: float = SHARE,
              data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, device: str = "auto",
              quiet: bool = False) -> Path:
-    from .train import pick_device
-
     folder = locate(Path(data_dir), dataset)
     size = int(json.loads((folder / "images.zarr" / "zarr.json").read_text())["shape"][1])
     checkpoint = Path(checkpoint or SHIPPED)

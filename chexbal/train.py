@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from . import classifier, distributed, store, synthetic
+from .checkpoint import load_for_resume, save
+from .classifier import to_input
+from .devices import amp_enabled, pick_device
 from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
 from .errors import ChexbalError
 from .evaluate import auc_per_class, mean_auc
@@ -117,29 +119,6 @@ def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndar
             "train_img_per_s": len(data["train"]["y"]) / seconds, **{f"val_auc/{k}": v for k, v in val_auc.items()}}
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ChexbalError(f"--device {name} asked for, but no CUDA device is available", 2)
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ChexbalError(f"--device must be auto, cpu or cuda[:N], not {name!r}", 2) from None
-
-
-def amp_enabled(amp: str, device: torch.device) -> bool:
-    if amp != "auto":
-        return amp == "on"
-    if device.type == "cuda":
-        return True
-    try:  # bf16 autocast pays on CPUs with bf16 matrix units (AVX512-BF16, AMX), not elsewhere
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def load_data(cfg: TrainConfig, device: torch.device) -> dict[str, dict]:
     """Train, validation and test splits as uint8 images and float labels on `device`.
 
@@ -170,18 +149,6 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
-
-
-def to_input(x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor:
-    """uint8 (B, S, S) -> float (B, 1, S, S) in torchxrayvision's [-1024, 1024], channels_last.
-
-    `flips` is a (B, 2) bool tensor: flip horizontally where column 0 is set, vertically where 1 is.
-    """
-    x = x.unsqueeze(1).float() * (2048.0 / 255.0) - 1024.0
-    if flips is not None:
-        x = torch.where(flips[:, 0, None, None, None], x.flip(3), x)
-        x = torch.where(flips[:, 1, None, None, None], x.flip(2), x)
-    return x.contiguous(memory_format=torch.channels_last)
 
 
 def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: bool, device,
@@ -264,12 +231,7 @@ def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, us
             store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
         distributed.barrier(ranks)
         return 0, float("nan"), pd.DataFrame()
-    if not last.exists():
-        raise ChexbalError(f"nothing to resume: {last} not found")
-    saved = torch.load(last, map_location=device, weights_only=False)
-    differs = [k for k in RESUME_KEYS if saved["config"].get(k) != getattr(cfg, k)]
-    if differs:
-        raise ChexbalError(f"{run_dir} was started with other settings ({', '.join(differs)}): resume it with the same options")
+    saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     history = pd.read_csv(run_dir / "history.csv")
@@ -299,8 +261,3 @@ def write_predictions(path: Path, rows: pd.DataFrame, probs: np.ndarray) -> None
         table[f"prob/{name}"] = probs[:, i]
     store.write_atomic(path, table.to_csv(index=False))
 
-
-def save(checkpoint: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)

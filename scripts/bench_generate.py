@@ -19,7 +19,7 @@ import torch
 from chexbal import store
 from chexbal.gan.nets import Generator
 from chexbal.generate import fill
-from chexbal.train import pick_device
+from chexbal.devices import pick_device
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from chexbal import classifier
-from chexbal.train import TrainConfig, amp_enabled, make_optimizer, pick_device, train_epoch
+from chexbal.devices import amp_enabled, pick_device
+from chexbal.train import TrainConfig, make_optimizer, train_epoch
 
 
 def sync(device: torch.device) -> None:

@@ -14,7 +14,8 @@ from chexbal.cli import app
 from chexbal.errors import ChexbalError
 from chexbal.labels import PATHOLOGIES
 from chexbal.prepare import prepare
-from chexbal.train import TrainConfig, load_data, to_input, train
+from chexbal.classifier import to_input
+from chexbal.train import TrainConfig, load_data, train
 
 from conftest import PLANTED
 

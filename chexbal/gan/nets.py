@@ -108,3 +108,8 @@ class Discriminator(nn.Module):
         """
         h = self.blocks(images).sum(dim=(2, 3))
         return self.score(h).squeeze(1) + (self.project(labels) * h).sum(dim=1), self.classify(h)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Generator output in [-1, 1], (B, 1, S, S) -> uint8 (B, S, S)."""
+    return ((images.squeeze(1).float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()

@@ -26,9 +26,10 @@ from ..dataset import DEFAULT_DATASET, load_images, locate, read_index, read_sub
 from ..errors import ChexbalError
 from ..labels import PATHOLOGIES, TARGETS, label_matrix
 from ..progress import bar
-from ..train import pick_device, save
+from ..checkpoint import load_for_resume, save
+from ..devices import pick_device
 from .augment import diff_augment
-from .nets import Discriminator, Generator, n_blocks
+from .nets import Discriminator, Generator, n_blocks, to_uint8
 
 
 @dataclasses.dataclass
@@ -172,11 +173,6 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
     tmp.replace(path)
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output in [-1, 1], (B, 1, S, S) -> uint8 (B, S, S)."""
-    return ((images.squeeze(1).float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
-
 def generator_config(cfg: GanConfig, size: int, steps: int) -> dict:
     return {"size": size, "z_dim": cfg.z_dim, "base": cfg.base, "labels": list(PATHOLOGIES),
             "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed}
@@ -200,12 +196,7 @@ def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, 
         options = {**dataclasses.asdict(cfg), "size": size, "train_images": n_images, "device_used": str(device)}
         store.write_atomic(run_dir / "options.json", json.dumps(options, indent=2))
         return 0, []
-    if not last.exists():
-        raise ChexbalError(f"nothing to resume: {last} not found")
-    saved = torch.load(last, map_location=device, weights_only=False)
-    differs = [k for k in RESUME_KEYS if saved["config"].get(k) != getattr(cfg, k)]
-    if differs:
-        raise ChexbalError(f"{run_dir} was started with other settings ({', '.join(differs)}): resume it with the same options")
+    saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device)
     for key, module in nets.items():
         module.load_state_dict(saved[key])
     losses = pd.read_csv(run_dir / "losses.csv").to_dict("records") if (run_dir / "losses.csv").exists() else []
