@@ -23,7 +23,6 @@ from .splits import check_frac, frac_name, order_rows, regimen_length
 
 SOURCES = ("phantom", "chexpert")
 DEFAULT_SIZE = {"phantom": 64, "chexpert": 224}
-INDEX_COLUMNS = ["index", "Path", "patient", "split", *PATHOLOGIES]
 
 
 def prepare(
@@ -45,10 +44,10 @@ def prepare(
                 "rows_crc": zlib.crc32("\n".join(index["Path"]).encode())}
     out.mkdir(parents=True, exist_ok=True)
     images = store.open_or_create(out / "images.zarr", len(index), size, settings)
-    if not (out / "index.csv").exists():
-        store.write_atomic(out / "index.csv", index.to_csv(index=False))
+    if not (out / "index.csv").exists():  # index.csv last: its presence means both tables are whole
         raw_labels = ordered[list(PATHOLOGIES)].assign(index=index["index"])
         store.write_atomic(out / "raw-labels.csv", raw_labels.to_csv(index=False))
+        store.write_atomic(out / "index.csv", index.to_csv(index=False))
 
     n_rows = regimen_length(index, frac)
     _fill(images, ordered, n_rows, source, root, seed, skip_bad, workers, out, quiet)
