@@ -16,6 +16,7 @@ import json
 import math
 import multiprocessing
 import os
+import subprocess
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -94,11 +95,14 @@ def run_submitit(pending: list[TrainConfig], options: SlurmOptions, cluster: str
         return
     import submitit
 
-    executor = submitit.AutoExecutor(folder=options.logs, cluster=cluster)
-    executor.update_parameters(name="chexbal-sweep", timeout_min=options.minutes, gpus_per_node=options.gpus,
-                               cpus_per_task=options.cpus, slurm_array_parallelism=options.parallel,
-                               **({"slurm_partition": options.partition} if options.partition else {}))
-    jobs = executor.map_array(run_one, pending)
+    try:
+        executor = submitit.AutoExecutor(folder=options.logs, cluster=cluster)
+        executor.update_parameters(name="chexbal-sweep", timeout_min=options.minutes, gpus_per_node=options.gpus,
+                                   cpus_per_task=options.cpus, slurm_array_parallelism=options.parallel,
+                                   **({"slurm_partition": options.partition} if options.partition else {}))
+        jobs = executor.map_array(run_one, pending)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as err:  # no Slurm here, sbatch refused
+        raise ChexbalError(f"could not submit to {cluster}: {str(err).strip().splitlines()[-1]}") from None
     for job in jobs:
         try:
             job.result()
