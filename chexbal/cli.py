@@ -236,7 +236,10 @@ def gan_eval(
     out: Annotated[Optional[Path], typer.Option(help="JSON file [default: runs/<dataset>/gan-eval.json].")] = None,
 ) -> None:
     """Fréchet distance and label fidelity of a generator, measured with a chexbal classifier."""
+    import pandas as pd
+
     from .gan_eval import gan_eval as run
+    from .gan_eval import quality_table
     from .labels import TARGETS
 
     if n < len(TARGETS) + 1 or n > 100_000:
@@ -244,13 +247,11 @@ def gan_eval(
     out = out or Path("runs") / dataset / "gan-eval.json"
     result = run(classifier, checkpoint, n, seed, data_dir, dataset, out)
     table = Table(title=f"GAN quality ({result['generated']} generated images)")
-    for column in ("class", "Fréchet", "AUC real test", "AUC generated", "ratio", "AUC renderer"):
+    rows = quality_table(result)
+    for column in rows.columns:
         table.add_column(column, justify="right")
-    for name in ("overall", *TARGETS):
-        real, fake = result["auc_real_test"].get(name), result["auc_generated"].get(name)
-        renderer = result.get("auc_renderer", {}).get(name)
-        cells = [result["frechet"].get(name), real, fake, fake / real if real and fake else None, renderer]
-        table.add_row(name, *("" if v is None else f"{v:.3f}" for v in cells))
+    for row in rows.itertuples(index=False):
+        table.add_row(*(("" if pd.isna(v) else str(v)) for v in row))
     console.print(table)
     console.print(f"written to {out}")
 

@@ -26,7 +26,7 @@ from scipy import linalg
 from . import classifier, store
 from .dataset import DEFAULT_DATASET, load_images, locate, read_index
 from .errors import ChexbalError
-from .evaluate import auc_per_class
+from .evaluate import auc_per_class, mean_auc
 from .generate import SHIPPED, load_generator, render_block
 from .labels import PATHOLOGIES, TARGETS, label_matrix
 
@@ -74,6 +74,23 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
     if out is not None:
         store.write_atomic(Path(out), json.dumps(result, indent=2))
     return result
+
+
+def quality_table(result: dict) -> pd.DataFrame:
+    """One row per target and one overall (mean AUC over the 14 classes): Fréchet distance, AUC on
+    real test images, AUC on generated images, their ratio (label fidelity), renderer AUC."""
+    def auc(key: str, name: str) -> float | None:
+        if key not in result:
+            return None
+        return mean_auc(result[key]) if name == "overall" else result[key].get(name)
+
+    rows = []
+    for name in ("overall", *TARGETS):
+        real, fake, renderer = auc("auc_real_test", name), auc("auc_generated", name), auc("auc_renderer", name)
+        rows.append({"class": name, "Fréchet": result["frechet"].get(name), "AUC real test": real,
+                     "AUC generated": fake, "fidelity ratio": fake / real if real and fake else None,
+                     "AUC renderer": renderer})
+    return pd.DataFrame(rows).round(3)
 
 
 def sample_conditions(pool: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:

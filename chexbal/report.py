@@ -21,6 +21,7 @@ from . import __version__, classifier, figures, synthetic
 from .cam import class_activation_maps
 from .dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index
 from .evaluate import bootstrap_aucs, confidence_interval, delong
+from .gan_eval import quality_table
 from .labels import PATHOLOGIES, TARGETS
 from .plan import make_plan, training_rows
 from .splits import frac_name
@@ -222,14 +223,7 @@ def gan_quality_blocks(path: Path) -> list:
     if not path.exists():
         return blocks + [("p", "No `chexbal gan-eval` result: gap.")]
     result = json.loads(path.read_text())
-    rows = []
-    for name in ("overall", *TARGETS):
-        real, fake = result["auc_real_test"].get(name), result["auc_generated"].get(name)
-        rows.append({"class": name, "Fréchet": result["frechet"].get(name), "AUC real test": real, "AUC generated": fake,
-                     "fidelity ratio": fake / real if real and fake else None,
-                     "AUC renderer": result.get("auc_renderer", {}).get(name)})
-    table = pd.DataFrame(rows).round(3)
-    return blocks + [("table", table), ("p", f"Generator {result['checkpoint']}, classifier {result['classifier']}, "
+    return blocks + [("table", quality_table(result)), ("p", f"Generator {result['checkpoint']}, classifier {result['classifier']}, "
                                              f"{result['generated']} generated images.")]
 
 
