@@ -59,7 +59,7 @@ def small_blocks(monkeypatch):
 PLANTED = "Fracture"
 
 
-def make_planted(root, n_patients=160, seed=0):
+def make_planted(root, n_patients=240, seed=0):
     """A CheXpert-format folder where only PLANTED has a visible sign (a bright top-left square);
     every other label is random, so only PLANTED can be learned."""
     rng = np.random.default_rng(seed)
