@@ -67,7 +67,7 @@ def run_local(pending: list[TrainConfig], workers: int | None) -> None:
     workers = workers or max(gpus, 1)
     if workers == 1 or len(pending) <= 1:
         for cfg in pending:
-            run_one(cfg)
+            run_one(cfg, quiet=False)
         return
     slots = multiprocessing.get_context("spawn").Queue()
     for k in range(workers):
@@ -110,9 +110,10 @@ def run_submitit(pending: list[TrainConfig], options: SlurmOptions, cluster: str
             raise ChexbalError(f"sweep job {job.job_id} failed; log in {options.logs}: {str(err).splitlines()[-1]}") from None
 
 
-def run_one(cfg: TrainConfig) -> str:
+def run_one(cfg: TrainConfig, quiet: bool = True) -> str:
+    """One grid point, resumed if it was interrupted; quiet in parallel workers and array jobs."""
     resume = (Path(cfg.run_dir) / "last.pt").exists()
-    return str(train(cfg, resume=resume, quiet=True))
+    return str(train(cfg, resume=resume, quiet=quiet))
 
 
 def select(configs: list[TrainConfig]) -> Path:
