@@ -29,6 +29,7 @@ from .errors import ChexbalError
 from .evaluate import auc_per_class, mean_auc
 from .generate import SHIPPED, load_generator, render_block
 from .labels import PATHOLOGIES, TARGETS, label_matrix
+from .progress import bar
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -43,7 +44,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000, seed: int = 0,
-             data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, out: Path | None = None) -> dict:
+             data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, out: Path | None = None,
+             quiet: bool = False) -> dict:
     folder = locate(Path(data_dir), dataset)
     index = read_index(folder)
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
@@ -51,29 +53,41 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
     size = store.open_complete(folder / "images.zarr", 0).shape[1]
     checkpoint = Path(checkpoint or SHIPPED)
     generator, _ = load_generator(checkpoint, size, torch.device("cpu"))
-
     conditions = sample_conditions(pool, n, seed)
-    fake = np.concatenate([render_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i:i + 256])), seed, i, "cpu")
-                           for i in range(0, len(conditions), 256)])
-    real_features, real_probs = classifier.embed_and_score(model, load_images(folder, test))
-    fake_features, fake_probs = classifier.embed_and_score(model, fake)
-    result = {
-        "dataset": dataset, "checkpoint": str(checkpoint), "classifier": str(classifier_run), "generated": len(fake),
-        "real_test_images": len(test),
-        "frechet": {"overall": frechet_distance(real_features, fake_features)},
-        "auc_real_test": auc_per_class(label_matrix(test), real_probs),
-        "auc_generated": auc_per_class(label_matrix(conditions), fake_probs),
-    }
-    for target in TARGETS:
-        real_pos = real_features[test[target].to_numpy() == 1]
-        fake_pos = fake_features[conditions[target].to_numpy() == 1]
-        if len(real_pos) > 1 and len(fake_pos) > 1:
-            result["frechet"][target] = frechet_distance(real_pos, fake_pos)
-    if json.loads((folder / "images.zarr" / "zarr.json").read_text())["attributes"].get("source") == "phantom":
-        result["auc_renderer"] = renderer_auc(model, folder, conditions, size, seed)
+    phantom = json.loads((folder / "images.zarr" / "zarr.json").read_text())["attributes"].get("source") == "phantom"
+
+    with bar(disable=quiet) as progress:
+        task = progress.add_task("gan-eval", total=4 + phantom, note="generating")
+        fake = np.concatenate([render_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i:i + 256])), seed, i, "cpu")
+                               for i in range(0, len(conditions), 256)])
+        progress.update(task, advance=1, note=f"scoring {len(test)} real test images")
+        real_features, real_probs = classifier.embed_and_score(model, load_images(folder, test))
+        progress.update(task, advance=1, note=f"scoring {len(fake)} generated images")
+        fake_features, fake_probs = classifier.embed_and_score(model, fake)
+        progress.update(task, advance=1, note="Fréchet distances")
+        result = {
+            "dataset": dataset, "checkpoint": str(checkpoint), "classifier": str(classifier_run), "generated": len(fake),
+            "real_test_images": len(test), "frechet": frechet_by_class(real_features, test, fake_features, conditions),
+            "auc_real_test": auc_per_class(label_matrix(test), real_probs),
+            "auc_generated": auc_per_class(label_matrix(conditions), fake_probs),
+        }
+        progress.update(task, advance=1, note="rendering phantoms for the same labels" if phantom else "")
+        if phantom:
+            result["auc_renderer"] = renderer_auc(model, folder, conditions, size, seed)
+            progress.update(task, advance=1, note="")
     if out is not None:
         store.write_atomic(Path(out), json.dumps(result, indent=2))
     return result
+
+
+def frechet_by_class(real: np.ndarray, real_rows: pd.DataFrame, fake: np.ndarray, fake_rows: pd.DataFrame) -> dict:
+    """Overall, and per target: its real positives against the images generated for its vectors."""
+    distances = {"overall": frechet_distance(real, fake)}
+    for target in TARGETS:
+        real_pos, fake_pos = real[real_rows[target].to_numpy() == 1], fake[fake_rows[target].to_numpy() == 1]
+        if len(real_pos) > 1 and len(fake_pos) > 1:
+            distances[target] = frechet_distance(real_pos, fake_pos)
+    return distances
 
 
 def quality_table(result: dict) -> pd.DataFrame:

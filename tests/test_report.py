@@ -37,7 +37,7 @@ def study(planted, tmp_path_factory):
         cfg.run_dir = str(base / "runs" / cfg.default_run_dir().relative_to("runs"))
         train(cfg, quiet=True)
     gan_eval(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()), base / "gan" / "generator.pt", n=40,
-             data_dir=data, dataset="p64", out=base / "runs" / "p64" / "gan-eval.json")
+             data_dir=data, dataset="p64", out=base / "runs" / "p64" / "gan-eval.json", quiet=True)
     folder = report("test", base / "runs", data, "p64", base / "reports", n_boot=200)
     return base, folder
 
