@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -120,10 +121,8 @@ def load_run(run_dir: Path) -> Classifier:
 
 
 @torch.no_grad()
-def embed_and_score(model: Classifier, images, batch_size: int = 256) -> tuple["np.ndarray", "np.ndarray"]:
+def embed_and_score(model: Classifier, images, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Pooled penultimate features (n, 1024) and sigmoid probabilities (n, 14) of uint8 images."""
-    import numpy as np
-
     features, probs = [], []
     for i in range(0, len(images), batch_size):
         x = to_input(torch.as_tensor(np.asarray(images[i:i + batch_size])))

@@ -24,7 +24,6 @@ from .evaluate import bootstrap_aucs, confidence_interval, delong
 from .gan_eval import quality_table
 from .labels import PATHOLOGIES, TARGETS
 from .plan import make_plan, training_rows
-from .splits import frac_name
 from .store import write_atomic
 
 ARMS = ("none", "standard", "gan")

@@ -26,7 +26,7 @@ from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
 from .errors import ChexbalError
 from .evaluate import auc_per_class, mean_auc
 from .labels import PATHOLOGIES, label_matrix
-from .progress import bar, console
+from .progress import bar
 from .splits import check_frac, frac_name, train_val_split
 
 AUGMENTATIONS = ("none", "standard", "gan")

@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-from PIL import Image
 
 from chexbal import store
 from chexbal.dataset import load_images, read_index, read_subset

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import re
 from html.parser import HTMLParser
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,7 +13,6 @@ from chexbal.dataset import load_images, read_index
 from chexbal.gan.train import GanConfig, train_gan
 from chexbal.gan_eval import gan_eval
 from chexbal.generate import generate
-from chexbal.labels import TARGETS
 from chexbal.prepare import prepare
 from chexbal.report import report
 from chexbal.train import TrainConfig, train

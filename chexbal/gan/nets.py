@@ -11,6 +11,7 @@ auxiliary classifier head (AC-GAN). Spectral norm on every discriminator layer (
 from __future__ import annotations
 
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
