@@ -33,6 +33,11 @@ def read_subset(folder: Path, frac: float) -> pd.DataFrame:
     return _read_table(path)
 
 
+def settings(folder: Path) -> dict:
+    """The dataset's recorded settings (source, size, seed, views, uncertain policy), from its store."""
+    return dict(store.open_complete(folder / "images.zarr", 0).attrs)
+
+
 def prepared_fracs(folder: Path) -> list[float]:
     return sorted(float(p.stem.removeprefix("frac-")) for p in (folder / "subsets").glob("frac-*.csv"))
 

@@ -24,7 +24,7 @@ import torch
 from scipy import linalg
 
 from . import classifier, store
-from .dataset import DEFAULT_DATASET, load_images, locate, read_index
+from .dataset import DEFAULT_DATASET, load_images, locate, read_index, settings
 from .errors import ChexbalError
 from .evaluate import auc_per_class, mean_auc
 from .generate import SHIPPED, load_generator, render_block
@@ -50,11 +50,12 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
     index = read_index(folder)
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
     model = classifier.load_run(classifier_run)
-    size = store.open_complete(folder / "images.zarr", 0).shape[1]
+    recorded = settings(folder)
     checkpoint = Path(checkpoint or SHIPPED)
+    size = recorded["size"]
     generator, _ = load_generator(checkpoint, size, torch.device("cpu"))
     conditions = sample_conditions(pool, n, seed)
-    phantom = json.loads((folder / "images.zarr" / "zarr.json").read_text())["attributes"].get("source") == "phantom"
+    phantom = recorded.get("source") == "phantom"
 
     with bar(disable=quiet) as progress:
         task = progress.add_task("gan-eval", total=4 + phantom, note="generating")

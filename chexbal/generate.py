@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import store, synthetic
-from .dataset import DEFAULT_DATASET, locate
+from .dataset import DEFAULT_DATASET, locate, settings
 from .devices import pick_device
 from .errors import ChexbalError
 from .gan.nets import Generator, to_uint8
@@ -49,17 +49,17 @@ def generate(frac: float, checkpoint: Path | None = None, seed: int = 0, share: 
              data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, device: str = "auto",
              quiet: bool = False) -> Path:
     folder = locate(Path(data_dir), dataset)
-    size = int(json.loads((folder / "images.zarr" / "zarr.json").read_text())["shape"][1])
+    size = settings(folder)["size"]
     checkpoint = Path(checkpoint or SHIPPED)
     torch_device = pick_device(device)
     generator, generator_config = load_generator(checkpoint, size, torch_device)
     plan = make_plan(training_rows("prepared", frac, seed, folder), share, seed)
     where = synthetic.folder(folder, frac)
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    settings = {"kind": "synthetic", "checkpoint_sha256": digest, "seed": seed, "share": share, "frac": frac}
-    images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, settings)
+    recorded = {"kind": "synthetic", "checkpoint_sha256": digest, "seed": seed, "share": share, "frac": frac}
+    images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, recorded)
     labels = plan.vectors.assign(index=np.arange(len(plan.vectors)))[["index", "target", *PATHOLOGIES]]
-    provenance = {**settings, "checkpoint": str(checkpoint), "generator": generator_config, "plan": plan.summary(),
+    provenance = {**recorded, "checkpoint": str(checkpoint), "generator": generator_config, "plan": plan.summary(),
                   "dataset": dataset}
     vectors = torch.from_numpy(label_matrix(labels))
     blocks = store.missing_blocks(images, len(labels))
