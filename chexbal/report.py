@@ -41,7 +41,8 @@ def find_runs(runs_root: Path, dataset: str) -> dict[tuple[float, str], Path]:
         frac = float(arm_dir.parent.name.removeprefix("frac-"))
         selected = arm_dir / "selected.json"
         if selected.exists():
-            chosen[(frac, arm_dir.name)] = Path(json.loads(selected.read_text())["selected"]["run"])
+            # The chosen run sits beside selected.json, whatever working directory the sweep ran in.
+            chosen[(frac, arm_dir.name)] = arm_dir / Path(json.loads(selected.read_text())["selected"]["run"]).name
             continue
         finished = [(json.loads((m).read_text())["val"]["mean_auc"], m.parent) for m in arm_dir.glob("*/metrics.json")]
         finished = [(auc, run) for auc, run in finished if not math.isnan(auc)]
