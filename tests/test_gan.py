@@ -9,7 +9,7 @@ from chexbal import generate as generate_module
 from chexbal import synthetic
 from chexbal.errors import ChexbalError
 from chexbal.gan.nets import Discriminator, Generator
-from chexbal.gan.train import GanConfig, train_gan
+from chexbal.gan.train import BalancedRows, GanConfig, train_gan
 from chexbal.generate import generate
 from chexbal.labels import PATHOLOGIES, TARGETS
 from chexbal.prepare import prepare
@@ -53,6 +53,21 @@ def test_generator_and_discriminator_shapes_and_conditioning():
     with pytest.raises(ValueError, match="power of two"):
         Generator(72)
     assert Generator(224, base=4)(torch.randn(1, 128), y[:1]).shape == (1, 1, 224, 224)
+
+
+def test_balanced_rows_oversample_each_target_from_its_positives():
+    pool = pd.DataFrame(0.0, index=range(1000), columns=list(PATHOLOGIES))
+    for k, name in enumerate(TARGETS):  # ten positives per target, in disjoint rows
+        pool.loc[10 * k:10 * k + 9, name] = 1.0
+    rows = BalancedRows(pool, share=0.5)
+    drawn = torch.cat([rows(64, torch.Generator().manual_seed(s)) for s in range(20)]).numpy()
+    first_half = np.concatenate([drawn[64 * b:64 * b + 32] for b in range(20)])
+    for k, name in enumerate(TARGETS):
+        assert (pool.loc[first_half, name] == 1).mean() == pytest.approx(1 / 3, abs=0.03), name  # 11, 11, 10 of 32
+    assert (first_half < 30).all() and (drawn >= 30).mean() > 0.45  # the rest spread over the whole pool
+    same = rows(64, torch.Generator().manual_seed(3)), rows(64, torch.Generator().manual_seed(3))
+    assert torch.equal(*same), "a step's rows must depend only on its seed (exact resume)"
+    assert (BalancedRows(pool.assign(**{t: 0.0 for t in TARGETS}), 0.5)(64, torch.Generator()) < 1000).all()
 
 
 def test_train_gan_writes_a_run_and_resumes(small):

@@ -1,8 +1,8 @@
 """`chexbal train-gan`: train the label-conditioned GAN on a prepared dataset's pool.
 
-Hinge loss, spectral norm and a projection discriminator with an auxiliary classifier, DiffAugment on real and fake alike, Adam
-with beta1 = 0 (as in SNGAN/BigGAN), and an exponential moving average of the generator, which is
-what gets sampled and shipped. The training rows are pool rows only; a dataset whose test patients
+Hinge loss, spectral norm and a projection discriminator with an auxiliary classifier, DiffAugment on
+real and fake alike, Adam with beta1 = 0 (as in SNGAN/BigGAN), batches that oversample the rare target
+findings, and an exponential moving average of the generator, which is what gets sampled and shipped. The training rows are pool rows only; a dataset whose test patients
 would be seen is refused. One run folder holds options.json, losses.csv, sample grids (one row per
 target finding), last.pt (everything needed to resume) and generator.pt (the EMA generator and the
 config that rebuilds it; state_dicts only, no pickled code).
@@ -42,6 +42,7 @@ class GanConfig:
     base: int = 32
     ema: float = 0.999
     aux_weight: float = 1.0  # the auxiliary classifier's loss, for D on real and G on fake images
+    target_share: float = 0.5  # of each batch, rows drawn positive for a target (see BalancedRows)
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 250
@@ -54,7 +55,7 @@ class GanConfig:
         return Path("runs") / "gan" / self.dataset / f"frac-{self.frac:g}"
 
 
-RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "seed", "dataset")
+RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "target_share", "seed", "dataset")
 
 
 def training_pool(folder: Path, frac: float) -> pd.DataFrame:
@@ -91,12 +92,13 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     nets = {"G": G, "D": D, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d}
     start, losses = begin(run_dir, cfg, nets, resume, device, size, len(pool))
     fixed = sample_conditions(pool, cfg.z_dim)
+    rows = BalancedRows(pool, cfg.target_share)
 
     with bar(disable=quiet) as progress:
         task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
         for step in range(start, cfg.steps):
             rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: one stream per step
-            d_loss, g_loss = train_step(nets, images, labels, cfg, rng)
+            d_loss, g_loss = train_step(nets, images, labels, rows, cfg, rng)
             update_ema(G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
             if step % 50 == 0 or step == cfg.steps - 1:
                 losses.append({"step": step + 1, "d_loss": d_loss, "g_loss": g_loss})
@@ -110,18 +112,36 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     return run_dir
 
 
-def train_step(nets, images, labels, cfg: GanConfig, rng: torch.Generator) -> tuple[float, float]:
+class BalancedRows:
+    """Draws a batch's pool rows: `share` of them positive for a target (the three in turn, a random
+    positive of each), the rest uniformly. The targets are 1-4% of the pool, so uniform batches
+    would ask the generator for a target about once per batch; the generator is used only for them.
+    Real and fake conditions come from this same sampler, so the discriminator cannot tell them
+    apart by their label vectors alone."""
+
+    def __init__(self, pool: pd.DataFrame, share: float):
+        self.n = len(pool)
+        positives = [np.flatnonzero(pool[name].to_numpy() == 1) for name in TARGETS]
+        self.positives = [torch.from_numpy(p) for p in positives if len(p)]
+        self.share = share if self.positives else 0.0
+
+    def __call__(self, count: int, rng: torch.Generator) -> torch.Tensor:
+        rows = torch.randint(self.n, (count,), generator=rng)
+        balanced = round(count * self.share)
+        picks = torch.rand(balanced, generator=rng)
+        for i in range(balanced):
+            positives = self.positives[i % len(self.positives)]
+            rows[i] = positives[int(picks[i] * len(positives))]
+        return rows
+
+
+def train_step(nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator) -> tuple[float, float]:
     G, D, opt_g, opt_d = nets["G"], nets["D"], nets["opt_g"], nets["opt_d"]
     device = images.device
-    n = len(labels)
-
-    def draw(count):
-        return torch.randint(n, (count,), generator=rng).to(device)
-
-    real_idx, fake_idx = draw(cfg.batch_size), draw(cfg.batch_size)
+    real_idx, fake_idx = rows(cfg.batch_size, rng).to(device), rows(cfg.batch_size, rng).to(device)
     real = images[real_idx].unsqueeze(1).float() / 127.5 - 1
     z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng).to(device)
-    fake_labels = labels[fake_idx]  # conditions drawn from the real label distribution
+    fake_labels = labels[fake_idx]  # conditions of real pool rows, drawn as the real batch's
     fake = G(z, fake_labels)
     real_score, real_logits = D(diff_augment(real, rng), labels[real_idx])
     fake_score, _ = D(diff_augment(fake.detach(), rng), fake_labels)
