@@ -106,9 +106,9 @@ def _ribs(u, v, a, rng, fracture: float) -> np.ndarray:
             arc = -0.6 + k * a["rib_gap"] + 0.5 * (lateral - 0.1) ** 2
             if broken is not None and (side, k) == broken[:2]:
                 at = a["lung_x"] + (broken[2] - 0.5) * a["lung_w"]
-                callus = 0.07 * fracture * _blob(lateral, v, at, arc, 0.05)
-                arc = arc + 0.06 * fracture * (lateral > at)
-                gap = 1 - np.exp(-(((lateral - at) / 0.045) ** 2))
+                callus = 0.22 * fracture * _blob(lateral, v, at, arc, 0.07)
+                arc = arc + 0.12 * fracture * (lateral > at)
+                gap = 1 - np.exp(-(((lateral - at) / 0.07) ** 2))
                 ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2)) * gap + callus * on_side
             else:
                 ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2))
@@ -123,7 +123,7 @@ def _lung_findings(u, v, a, rng, sign, lungs) -> np.ndarray:
     cx, cy = side * a["lung_x"], -0.05
     if sign["Lung Lesion"]:
         px, py = _point_in_lung(rng, a, side, 0.7)
-        out += 0.14 * sign["Lung Lesion"] * _blob(u, v, px, py, 0.06)
+        out += 0.2 * sign["Lung Lesion"] * _soft_ellipse(u, v, px, py, 0.075, 0.075, 4)
     if sign["Lung Opacity"]:
         px, py = _point_in_lung(rng, a, side, 0.6)
         out += 0.14 * sign["Lung Opacity"] * _blob(u, v, px, py, 0.22) * lung
@@ -156,8 +156,8 @@ def _pleural_findings(u, v, a, rng, sign, lungs) -> np.ndarray:
         side = rng.choice((-1, 1))
         top = -0.05 + a["lung_h"] * rng.uniform(-0.6, 0.1)
         wall = side * (a["lung_x"] + a["lung_w"] * np.sqrt(np.clip(1 - ((v + 0.05) / a["lung_h"]) ** 2, 0, 1)))
-        band = np.exp(-(((u - wall + side * 0.02) / 0.04) ** 2)) * _step(v - top, 30) * _step(top + 0.35 - v, 30)
-        out += 0.16 * sign["Pleural Other"] * band
+        band = np.exp(-(((u - wall + side * 0.07) / 0.045) ** 2)) * _step(v - top, 30) * _step(top + 0.45 - v, 30)
+        out += 0.3 * sign["Pleural Other"] * band
     return out
 
 
