@@ -46,14 +46,14 @@ def prepare(
     source: Annotated[str, typer.Option(help="phantom (embedded, needs no files) or chexpert.")] = "phantom",
     root: Annotated[Optional[Path], typer.Option(help="CheXpert folder holding train.csv (--source chexpert).")] = None,
     frac: Frac = 0.01,
-    size: Annotated[Optional[int], typer.Option(help="Image side in pixels [default: 64 phantom, 224 chexpert].")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Image side in pixels.", show_default="64 phantom, 224 chexpert")] = None,
     seed: Seed = 0,
     views: Annotated[str, typer.Option(help="frontal or all.")] = "frontal",
     uncertain: Annotated[str, typer.Option(help="Uncertain labels become ones (U-Ones, the paper's) or zeros.")] = "ones",
     data_dir: DataDir = Path("data"),
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset name [default: <source>-<size>].")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name.", show_default="<source>-<size>")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Skip missing or unreadable images, recorded in skipped.csv.")] = False,
-    workers: Annotated[Optional[int], typer.Option(help="Processes decoding or rendering [default: all cores].")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes decoding or rendering.", show_default="all cores")] = None,
 ) -> None:
     """Turn the phantom data or a CheXpert download into data/<dataset>/ for one regimen."""
     from .prepare import prepare as run
@@ -97,7 +97,7 @@ def train(
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
-    run_dir: Annotated[Optional[Path], typer.Option(help="[default: runs/<dataset>/frac-<F>/<aug>/<hyperparameters>]")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder.", show_default="runs/<dataset>/frac-<F>/<aug>/<hyperparameters>")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (opt-in; pays on GPUs).")] = False,
 ) -> None:
@@ -119,16 +119,16 @@ def train(
 def sweep(
     frac: Frac = 0.01,
     aug: Annotated[str, typer.Option(help="none, standard or gan.")] = "none",
-    lr: Annotated[Optional[list[float]], typer.Option(help="Learning rates to try (repeat) [default: 1e-2 5e-3 1e-3].")] = None,
-    batch_size: Annotated[Optional[list[int]], typer.Option(help="Batch sizes (repeat) [default: 16 32 64].")] = None,
-    optimizer: Annotated[Optional[list[str]], typer.Option(help="Optimizers (repeat) [default: sgd adam].")] = None,
+    lr: Annotated[Optional[list[float]], typer.Option(help="Learning rates to try (repeat).", show_default="1e-2 5e-3 1e-3")] = None,
+    batch_size: Annotated[Optional[list[int]], typer.Option(help="Batch sizes (repeat).", show_default="16 32 64")] = None,
+    optimizer: Annotated[Optional[list[str]], typer.Option(help="Optimizers (repeat).", show_default="sgd adam")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 10,
     seed: Seed = 0,
     weights: Annotated[Optional[Path], typer.Option(help="A local DenseNet-121 weights file.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
-    workers: Annotated[Optional[int], typer.Option(help="local: runs at once [default: one per GPU, else 1].")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="local: runs at once.", show_default="one per GPU, else 1")] = None,
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (a submitit job array).")] = "local",
     partition: Annotated[Optional[str], typer.Option(help="slurm: partition.")] = None,
     gpus: Annotated[int, typer.Option(help="slurm: GPUs per job.")] = 1,
@@ -191,7 +191,7 @@ def train_gan(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
-    run_dir: Annotated[Optional[Path], typer.Option(help="[default: runs/gan/<dataset>/frac-<F>]")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder.", show_default="runs/gan/<dataset>/frac-<F>")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
 ) -> None:
     """Train the label-conditioned GAN on a prepared dataset's pool (never its test patients)."""
@@ -213,7 +213,7 @@ def train_gan(
 @user_errors
 def generate(
     frac: Frac = 0.01,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint [default: the shipped phantom-64 generator].")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint.", show_default="the shipped phantom-64 generator")] = None,
     seed: Seed = 0,
     share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -231,12 +231,12 @@ def generate(
 @user_errors
 def gan_eval(
     classifier: Annotated[Path, typer.Option(help="A `chexbal train` run folder trained on real data only (aug none).")],
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint [default: the shipped phantom-64 generator].")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint.", show_default="the shipped phantom-64 generator")] = None,
     n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
     seed: Seed = 0,
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
-    out: Annotated[Optional[Path], typer.Option(help="JSON file [default: runs/<dataset>/gan-eval.json].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="JSON file.", show_default="runs/<dataset>/gan-eval.json")] = None,
 ) -> None:
     """Fréchet distance and label fidelity of a generator, measured with a chexbal classifier."""
     import pandas as pd

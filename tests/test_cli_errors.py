@@ -65,3 +65,13 @@ def test_unknown_source_and_root_for_phantom(tmp_path):
 def test_info_without_a_dataset(tmp_path):
     result, output = invoke("info", "--data-dir", tmp_path)
     assert_one_line_error(result, output, 1, "run `chexbal prepare` first")
+
+
+def test_help_shows_descriptive_defaults():
+    # Rich reads "[default: …]" inside a help text as markup and drops it; the defaults that are
+    # descriptions (not values) must still reach the user.
+    result = CliRunner().invoke(app, ["generate", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "shipped phantom-64 generator" in result.output
+    result = CliRunner().invoke(app, ["sweep", "--help"], terminal_width=200)
+    assert "1e-2 5e-3 1e-3" in result.output and "one per GPU" in result.output
