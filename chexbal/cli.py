@@ -186,6 +186,7 @@ def train_gan(
     lr: Annotated[float, typer.Option(help="Adam learning rate for both networks.")] = 2e-4,
     base: Annotated[int, typer.Option(help="Channels at the highest inner resolution (width of both nets).")] = 32,
     target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
+    aux_weight: Annotated[float, typer.Option(help="Weight of the discriminator's 14-label classifier loss, for D and G.")] = 1.0,
     seed: Seed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -201,9 +202,9 @@ def train_gan(
 
     if steps < 1 or batch_size < 2 or lr <= 0:
         raise ChexbalError("--steps must be at least 1, --batch-size at least 2 and --lr positive", 2)
-    if not 0 <= target_share <= 1:
-        raise ChexbalError(f"--target-share must be between 0 and 1, got {target_share:g}", 2)
-    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, target_share=target_share, seed=seed, sample_every=sample_every,
+    if not 0 <= target_share <= 1 or aux_weight < 0:
+        raise ChexbalError("--target-share must be between 0 and 1 and --aux-weight at least 0", 2)
+    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight, target_share=target_share, seed=seed, sample_every=sample_every,
                     device=device, data_dir=str(data_dir), dataset=dataset, run_dir=str(run_dir) if run_dir else None)
     folder = run(cfg, resume=resume)
     console.print(f"GAN run written to {folder}; generator: {folder / 'generator.pt'}")
