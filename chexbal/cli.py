@@ -186,7 +186,7 @@ def train_gan(
     lr: Annotated[float, typer.Option(help="Adam learning rate for both networks.")] = 2e-4,
     base: Annotated[int, typer.Option(help="Channels at the highest inner resolution (width of both nets).")] = 32,
     target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
-    aux_weight: Annotated[float, typer.Option(help="Weight of the discriminator's 14-label classifier loss, for D and G.")] = 1.0,
+    aux_weight: Annotated[float, typer.Option(help="Weight of the discriminator's 14-label classifier loss, for D and G.")] = 3.0,
     seed: Seed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",

@@ -41,7 +41,7 @@ class GanConfig:
     z_dim: int = 128
     base: int = 32
     ema: float = 0.999
-    aux_weight: float = 1.0  # the auxiliary classifier's loss, for D on real and G on fake images
+    aux_weight: float = 3.0  # the auxiliary classifier's loss, for D on real and G on fake images
     target_share: float = 0.5  # of each batch, rows drawn positive for a target (see BalancedRows)
     seed: int = 0
     sample_every: int = 500
@@ -195,7 +195,8 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
 
 def generator_config(cfg: GanConfig, size: int, steps: int) -> dict:
     return {"size": size, "z_dim": cfg.z_dim, "base": cfg.base, "labels": list(PATHOLOGIES),
-            "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed}
+            "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed,
+            "aux_weight": cfg.aux_weight, "target_share": cfg.target_share}
 
 
 def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict]) -> None:
