@@ -202,10 +202,13 @@ def train_gan(
 
     if steps < 1 or batch_size < 2 or lr <= 0:
         raise ChexbalError("--steps must be at least 1, --batch-size at least 2 and --lr positive", 2)
-    if not 0 <= target_share <= 1 or aux_weight < 0:
-        raise ChexbalError("--target-share must be between 0 and 1 and --aux-weight at least 0", 2)
-    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight, target_share=target_share, seed=seed, sample_every=sample_every,
-                    device=device, data_dir=str(data_dir), dataset=dataset, run_dir=str(run_dir) if run_dir else None)
+    if not 0 <= target_share <= 1:
+        raise ChexbalError(f"--target-share must be between 0 and 1, got {target_share:g}", 2)
+    if aux_weight < 0:
+        raise ChexbalError(f"--aux-weight must be at least 0, got {aux_weight:g}", 2)
+    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight, target_share=target_share,
+                    seed=seed, sample_every=sample_every, device=device, data_dir=str(data_dir), dataset=dataset,
+                    run_dir=str(run_dir) if run_dir else None)
     folder = run(cfg, resume=resume)
     console.print(f"GAN run written to {folder}; generator: {folder / 'generator.pt'}")
 

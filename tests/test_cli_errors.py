@@ -75,3 +75,9 @@ def test_help_shows_descriptive_defaults():
     assert "shipped phantom-64 generator" in result.output
     result = CliRunner().invoke(app, ["sweep", "--help"], terminal_width=200)
     assert "1e-2 5e-3 1e-3" in result.output and "one per GPU" in result.output
+
+
+@pytest.mark.parametrize("option", [["--target-share", "1.5"], ["--aux-weight", "-1"]])
+def test_impossible_gan_options(tmp_path, option):
+    result, output = invoke("train-gan", "--data-dir", tmp_path, *option)
+    assert_one_line_error(result, output, 2, f"{option[0]} must be")

@@ -2,8 +2,8 @@
 
 Hinge loss, spectral norm and a projection discriminator with an auxiliary classifier, DiffAugment on
 real and fake alike, Adam with beta1 = 0 (as in SNGAN/BigGAN), batches that oversample the rare target
-findings, and an exponential moving average of the generator, which is what gets sampled and shipped. The training rows are pool rows only; a dataset whose test patients
-would be seen is refused. One run folder holds options.json, losses.csv, sample grids (one row per
+findings, and an exponential moving average of the generator, which is what gets sampled and shipped.
+The training rows are pool rows only; a dataset whose test patients would be seen is refused. One run folder holds options.json, losses.csv, sample grids (one row per
 target finding), last.pt (everything needed to resume) and generator.pt (the EMA generator and the
 config that rebuilds it; state_dicts only, no pickled code).
 """
@@ -114,8 +114,8 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
 
 class BalancedRows:
     """Draws a batch's pool rows: `share` of them positive for a target (the three in turn, a random
-    positive of each), the rest uniformly. The targets are 1-4% of the pool, so uniform batches
-    would ask the generator for a target about once per batch; the generator is used only for them.
+    positive of each), the rest uniformly. The targets are 1-4% of the pool, so a uniform batch of
+    64 would hold only a few of them, yet `generate` asks the generator for nothing else.
     Real and fake conditions come from this same sampler, so the discriminator cannot tell them
     apart by their label vectors alone."""
 
