@@ -8,13 +8,15 @@ import torch
 from chexbal import generate as generate_module
 from chexbal import synthetic
 from chexbal.errors import ChexbalError
-from chexbal.gan.nets import Discriminator, Generator
+from chexbal.gan.nets import Discriminator, Generator, LabelClassifier
 from chexbal.gan.train import BalancedRows, GanConfig, train_gan
-from chexbal.generate import generate
+from chexbal.generate import generate, load_generator
 from chexbal.labels import PATHOLOGIES, TARGETS
 from chexbal.prepare import prepare
 
-from conftest import make_chexpert
+from conftest import PLANTED, make_chexpert, make_planted
+
+STEPS_TO_LEARN = 300
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +37,17 @@ def labels_with(*names) -> torch.Tensor:
     return y
 
 
-def test_generator_and_discriminator_shapes_and_conditioning():
+def test_generator_discriminator_and_label_classifier_shapes_and_conditioning():
     torch.manual_seed(0)
-    G, D = Generator(64, base=8), Discriminator(64, base=8)
+    G, D, C = Generator(64, base=8), Discriminator(64, base=8), LabelClassifier(64, base=8)
     G.eval()
     z = torch.randn(1, G.z_dim).repeat(2, 1)
     y = torch.cat([labels_with("Lung Lesion"), labels_with("Fracture")])
     with torch.no_grad():
         G.embed.weight.normal_()  # a trained embedding: labels must reach the image
         images = G(z, y)
-        scores, logits = D(images, y)
-        swapped, _ = D(images, y.flip(0))
+        scores, swapped = D(images, y), D(images, y.flip(0))
+        logits = C(images)
     assert images.shape == (2, 1, 64, 64) and images.abs().max() <= 1
     assert not torch.allclose(images[0], images[1]), "the label vector does not change the image"
     assert scores.shape == (2,) and not torch.allclose(scores, swapped), "the discriminator ignores the labels"
@@ -82,6 +84,19 @@ def test_train_gan_writes_a_run_and_resumes(small):
         train_gan(cfg, quiet=True)
     train_gan(cfg, resume=True, quiet=True)
     assert torch.load(run / "last.pt", weights_only=False)["step"] == 6
+
+
+def test_resume_refuses_a_run_from_before_the_label_classifier(small, tmp_path):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(small / "gan", old)
+    saved = torch.load(old / "last.pt", weights_only=False)
+    del saved["C"], saved["opt_c"]
+    torch.save(saved, old / "last.pt")
+    cfg = GanConfig(steps=8, batch_size=8, data_dir=str(small / "data"), dataset="small", run_dir=str(old))
+    with pytest.raises(ChexbalError, match="older chexbal without C, opt_c: start a new run"):
+        train_gan(cfg, resume=True, quiet=True)
 
 
 def test_train_gan_refuses_test_patients(small, tmp_path):
@@ -143,3 +158,22 @@ def test_generate_refuses_a_checkpoint_that_does_not_match(small, tmp_path):
                           (tmp_path / "absent.pt", "not found")):
         with pytest.raises(ChexbalError, match=message):
             generate(1.0, path, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
+
+
+def test_the_generator_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
+    """On data where only Fracture has a sign (a bright top-left square), a short run already draws the
+    square for Fracture vectors and not for the same vectors without Fracture: the label classifier
+    learned the sign from real images and passed it on to the generator."""
+    root = make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=160)
+    prepare("chexpert", root, 1.0, 32, data_dir=tmp_path / "data", dataset="planted", workers=1, quiet=True)
+    cfg = GanConfig(steps=STEPS_TO_LEARN, batch_size=16, base=8, sample_every=10_000, data_dir=str(tmp_path / "data"),
+                    dataset="planted", run_dir=str(tmp_path / "gan"))
+    generator, _ = load_generator(train_gan(cfg, quiet=True) / "generator.pt", 32, torch.device("cpu"))
+    y = torch.zeros(64, len(PATHOLOGIES))
+    y[:, PATHOLOGIES.index("Lung Lesion")] = 1
+    with_sign = y.clone()
+    with_sign[:, PATHOLOGIES.index(PLANTED)] = 1
+    z = torch.randn(64, cfg.z_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        corner = [generator(z, labels)[:, 0, 3:12, 3:12].mean().item() for labels in (with_sign, y)]
+    assert corner[0] - corner[1] > 0.3, f"corner brightness with and without {PLANTED}: {corner}"

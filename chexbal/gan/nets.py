@@ -4,8 +4,9 @@ Conditioning follows the recipes that hold up on small data: the 14-element labe
 generator through a learned embedding joined to the latent and through conditional batch norm in
 every block (Miyato & Koyama 2018; Brock et al. 2019), and the discriminator scores it by projection:
 the inner product of its pooled features with a linear embedding of the label vector (Miyato &
-Koyama 2018), which for multi-label vectors is the sum of the positive classes' embeddings, plus an
-auxiliary classifier head (AC-GAN). Spectral norm on every discriminator layer (Miyato et al. 2018).
+Koyama 2018), which for multi-label vectors is the sum of the positive classes' embeddings. Spectral
+norm on every discriminator layer (Miyato et al. 2018). A separate label classifier, trained on real
+images only, supplies the auxiliary classification loss of AC-GAN (Odena et al. 2017) to the generator.
 """
 
 from __future__ import annotations
@@ -98,17 +99,33 @@ class Discriminator(nn.Module):
         self.blocks = nn.Sequential(*(DownBlock(a, b) for a, b in zip([1, *ch[:-1]], ch)))
         self.score = spectral_norm(nn.Linear(ch[-1], 1))
         self.project = spectral_norm(nn.Linear(N_LABELS, ch[-1], bias=False))
-        self.classify = spectral_norm(nn.Linear(ch[-1], N_LABELS))
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A realness score per image given the label vector it claims to show, and 14 label logits.
-
-        The logits are an auxiliary classifier (AC-GAN, Odena et al. 2017, as in Han et al.'s
-        radiograph GAN): trained on real images, they push the generator to draw findings that a
-        classifier recognises, which projection alone does weakly for small, faint signs.
-        """
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """A realness score per image given the label vector it claims to show."""
         h = self.blocks(images).sum(dim=(2, 3))
-        return self.score(h).squeeze(1) + (self.project(labels) * h).sum(dim=1), self.classify(h)
+        return self.score(h).squeeze(1) + (self.project(labels) * h).sum(dim=1)
+
+
+class LabelClassifier(nn.Module):
+    """14 label logits per image: the auxiliary classifier of AC-GAN (Odena et al. 2017), trained on
+    real images only, whose loss on generated images pushes the generator to draw what it is asked for.
+
+    Kept apart from the discriminator because a head on its spectrally normalised, realness-trained
+    features hardly saw the phantom's 2-5 pixel signs (test AUC 0.62 / 0.75 / 0.66 for Lung Lesion /
+    Pleural Other / Fracture after 5,250 steps), and the generator drew them no better than that.
+    Plain convolutions with batch norm learn them faster, and global max pooling asks the question the
+    findings pose, "is there such a spot anywhere", instead of averaging a small spot away.
+    """
+
+    def __init__(self, size: int = 64, base: int = 32):
+        super().__init__()
+        ch = widths(size, base)[::-1]
+        self.blocks = nn.Sequential(*(nn.Sequential(nn.Conv2d(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.2))
+                                      for a, b in zip([1, *ch[:-1]], ch)))
+        self.classify = nn.Linear(ch[-1], N_LABELS)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.blocks(images).amax(dim=(2, 3)))
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

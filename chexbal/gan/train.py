@@ -1,11 +1,12 @@
 """`chexbal train-gan`: train the label-conditioned GAN on a prepared dataset's pool.
 
-Hinge loss, spectral norm and a projection discriminator with an auxiliary classifier, DiffAugment on
-real and fake alike, Adam with beta1 = 0 (as in SNGAN/BigGAN), batches that oversample the rare target
-findings, and an exponential moving average of the generator, which is what gets sampled and shipped.
-The training rows are pool rows only; a dataset whose test patients would be seen is refused. One run folder holds options.json, losses.csv, sample grids (one row per
-target finding), last.pt (everything needed to resume) and generator.pt (the EMA generator and the
-config that rebuilds it; state_dicts only, no pickled code).
+Hinge loss, spectral norm and a projection discriminator, an auxiliary label classifier trained on
+real images beside it (AC-GAN), DiffAugment on real and fake alike, Adam with beta1 = 0 for G and D (as
+in SNGAN/BigGAN), batches that oversample the rare target findings, and an exponential moving average
+of the generator, which is what gets sampled and shipped. The training rows are pool rows only; a
+dataset whose test patients would be seen is refused. One run folder holds options.json, losses.csv,
+sample grids (one row per target finding), last.pt (everything needed to resume) and generator.pt (the
+EMA generator and the config that rebuilds it; state_dicts only, no pickled code).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..progress import bar
 from ..checkpoint import load_for_resume, save
 from ..devices import pick_device
 from .augment import diff_augment
-from .nets import Discriminator, Generator, n_blocks, to_uint8
+from .nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
 
 
 @dataclasses.dataclass
@@ -41,7 +42,8 @@ class GanConfig:
     z_dim: int = 128
     base: int = 32
     ema: float = 0.999
-    aux_weight: float = 3.0  # the auxiliary classifier's loss, for D on real and G on fake images
+    aux_weight: float = 3.0  # the label classifier's loss on generated images, in the generator's objective
+    classifier_lr: float = 1e-3  # the label classifier is trained as a classifier: plain Adam
     target_share: float = 0.5  # of each batch, rows drawn positive for a target (see BalancedRows)
     seed: int = 0
     sample_every: int = 500
@@ -55,7 +57,8 @@ class GanConfig:
         return Path("runs") / "gan" / self.dataset / f"frac-{self.frac:g}"
 
 
-RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "target_share", "seed", "dataset")
+RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "classifier_lr", "target_share", "seed",
+               "dataset")
 
 
 def training_pool(folder: Path, frac: float) -> pd.DataFrame:
@@ -86,10 +89,12 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
 
     torch.manual_seed(cfg.seed)
     G, D = Generator(size, cfg.z_dim, cfg.base).to(device), Discriminator(size, cfg.base).to(device)
+    C = LabelClassifier(size, cfg.base).to(device)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
-    nets = {"G": G, "D": D, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d}
+    opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
+    nets = {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
     start, losses = begin(run_dir, cfg, nets, resume, device, size, len(pool))
     fixed = sample_conditions(pool, cfg.z_dim)
     rows = BalancedRows(pool, cfg.target_share)
@@ -98,11 +103,11 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
         task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
         for step in range(start, cfg.steps):
             rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: one stream per step
-            d_loss, g_loss = train_step(nets, images, labels, rows, cfg, rng)
+            d_loss, c_loss, g_loss = train_step(nets, images, labels, rows, cfg, rng)
             update_ema(G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
             if step % 50 == 0 or step == cfg.steps - 1:
-                losses.append({"step": step + 1, "d_loss": d_loss, "g_loss": g_loss})
-                progress.update(task, note=f"D {d_loss:.3f} G {g_loss:.3f}")
+                losses.append({"step": step + 1, "d_loss": d_loss, "c_loss": c_loss, "g_loss": g_loss})
+                progress.update(task, note=f"D {d_loss:.3f} C {c_loss:.3f} G {g_loss:.3f}")
             done = step + 1
             if done % cfg.sample_every == 0 or done == cfg.steps:
                 write_samples(G_ema, fixed, run_dir / "samples" / f"step-{done:06d}.png")
@@ -135,27 +140,32 @@ class BalancedRows:
         return rows
 
 
-def train_step(nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator) -> tuple[float, float]:
-    G, D, opt_g, opt_d = nets["G"], nets["D"], nets["opt_g"], nets["opt_d"]
+def train_step(nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator) -> tuple[float, float, float]:
+    """One update of D (hinge), of the label classifier C (on real images) and of G (both their verdicts)."""
+    G, D, C = nets["G"], nets["D"], nets["C"]
     device = images.device
     real_idx, fake_idx = rows(cfg.batch_size, rng).to(device), rows(cfg.batch_size, rng).to(device)
-    real = images[real_idx].unsqueeze(1).float() / 127.5 - 1
+    real = diff_augment(images[real_idx].unsqueeze(1).float() / 127.5 - 1, rng)
     z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng).to(device)
     fake_labels = labels[fake_idx]  # conditions of real pool rows, drawn as the real batch's
     fake = G(z, fake_labels)
-    real_score, real_logits = D(diff_augment(real, rng), labels[real_idx])
-    fake_score, _ = D(diff_augment(fake.detach(), rng), fake_labels)
-    d_loss = (F.relu(1 - real_score).mean() + F.relu(1 + fake_score).mean()
-              + cfg.aux_weight * F.binary_cross_entropy_with_logits(real_logits, labels[real_idx]))
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    score, logits = D(diff_augment(fake, rng), fake_labels)
-    g_loss = -score.mean() + cfg.aux_weight * F.binary_cross_entropy_with_logits(logits, fake_labels)
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    opt_g.step()
-    return d_loss.item(), g_loss.item()
+    d_loss = F.relu(1 - D(real, labels[real_idx])).mean() + F.relu(1 + D(diff_augment(fake.detach(), rng), fake_labels)).mean()
+    descend(nets["opt_d"], d_loss)
+    C.train()
+    c_loss = F.binary_cross_entropy_with_logits(C(real), labels[real_idx])
+    descend(nets["opt_c"], c_loss)
+    seen = diff_augment(fake, rng)
+    C.eval().requires_grad_(False)  # a judge of G here: batch norm from real images, no update from fakes
+    g_loss = -D(seen, fake_labels).mean() + cfg.aux_weight * F.binary_cross_entropy_with_logits(C(seen), fake_labels)
+    descend(nets["opt_g"], g_loss)
+    C.requires_grad_(True)
+    return d_loss.item(), c_loss.item(), g_loss.item()
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
 
 
 @torch.no_grad()
@@ -196,7 +206,7 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
 def generator_config(cfg: GanConfig, size: int, steps: int) -> dict:
     return {"size": size, "z_dim": cfg.z_dim, "base": cfg.base, "labels": list(PATHOLOGIES),
             "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed,
-            "aux_weight": cfg.aux_weight, "target_share": cfg.target_share}
+            "aux_weight": cfg.aux_weight, "classifier_lr": cfg.classifier_lr, "target_share": cfg.target_share}
 
 
 def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict]) -> None:
@@ -218,6 +228,9 @@ def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, 
         store.write_atomic(run_dir / "options.json", json.dumps(options, indent=2))
         return 0, []
     saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device)
+    missing = [key for key in nets if key not in saved]
+    if missing:
+        raise ChexbalError(f"{last} was written by an older chexbal without {', '.join(missing)}: start a new run")
     for key, module in nets.items():
         module.load_state_dict(saved[key])
     losses = pd.read_csv(run_dir / "losses.csv").to_dict("records") if (run_dir / "losses.csv").exists() else []
