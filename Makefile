@@ -8,7 +8,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_FRAC ?= 0.01
 DEMO_EPOCHS ?= 10
 DEMO_RUN := --lr 0.001 --batch-size 32 --optimizer adam --epochs $(DEMO_EPOCHS)
-GAN_STEPS ?= 5250
+GAN_STEPS ?= 4500
 DATA ?=
 FRACS ?= 0.01 0.1 0.5 1
 REAL := chexpert-224
