@@ -37,7 +37,7 @@ demo: install  ## the main job: phantom data, shipped generator, none/standard/G
 	$(CHEXBAL) report --name demo
 	@echo "report: $(CURDIR)/reports/demo/report.html"
 
-generator: install  ## retrain the shipped phantom generator (this 2-core CPU: about an hour)
+generator: install  ## retrain the shipped phantom generator (this 2-core CPU: about 75 min)
 	$(CHEXBAL) prepare --frac 1
 	$(CHEXBAL) train-gan --frac 1 --steps $(GAN_STEPS) --run-dir runs/gan/phantom-64/frac-1 $(if $(wildcard runs/gan/phantom-64/frac-1/last.pt),--resume)
 	cp runs/gan/phantom-64/frac-1/generator.pt chexbal/weights/phantom-64-generator.pt
