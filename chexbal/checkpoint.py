@@ -17,12 +17,16 @@ def save(checkpoint: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_for_resume(run_dir: Path, cfg, keys: tuple[str, ...], device) -> dict:
-    """last.pt of an interrupted run, refused if the run was started with other settings."""
+def load_for_resume(run_dir: Path, cfg, keys: tuple[str, ...], device, parts: tuple[str, ...] = ()) -> dict:
+    """last.pt of an interrupted run, refused if it lacks a state in `parts` (an older layout) or was
+    started with other settings."""
     last = run_dir / "last.pt"
     if not last.exists():
         raise ChexbalError(f"nothing to resume: {last} not found")
     saved = torch.load(last, map_location=device, weights_only=False)
+    missing = [part for part in parts if part not in saved]
+    if missing:
+        raise ChexbalError(f"{last} was written by an older chexbal without {', '.join(missing)}: start a new run")
     differs = [k for k in keys if saved["config"].get(k) != getattr(cfg, k)]
     if differs:
         raise ChexbalError(f"{run_dir} was started with other settings ({', '.join(differs)}): resume it with the same options")

@@ -92,7 +92,7 @@ def test_resume_refuses_a_run_from_before_the_label_classifier(small, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(small / "gan", old)
     saved = torch.load(old / "last.pt", weights_only=False)
-    del saved["C"], saved["opt_c"]
+    del saved["C"], saved["opt_c"], saved["config"]["classifier_lr"]
     torch.save(saved, old / "last.pt")
     cfg = GanConfig(steps=8, batch_size=8, data_dir=str(small / "data"), dataset="small", run_dir=str(old))
     with pytest.raises(ChexbalError, match="older chexbal without C, opt_c: start a new run"):

@@ -227,10 +227,7 @@ def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, 
         options = {**dataclasses.asdict(cfg), "size": size, "train_images": n_images, "device_used": str(device)}
         store.write_atomic(run_dir / "options.json", json.dumps(options, indent=2))
         return 0, []
-    saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device)
-    missing = [key for key in nets if key not in saved]
-    if missing:
-        raise ChexbalError(f"{last} was written by an older chexbal without {', '.join(missing)}: start a new run")
+    saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device, parts=tuple(nets))
     for key, module in nets.items():
         module.load_state_dict(saved[key])
     losses = pd.read_csv(run_dir / "losses.csv").to_dict("records") if (run_dir / "losses.csv").exists() else []
