@@ -162,8 +162,8 @@ def test_generate_refuses_a_checkpoint_that_does_not_match(small, tmp_path):
 
 def test_the_generator_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
     """On data where only Fracture has a sign (a bright top-left square), a short run already draws the
-    square for Fracture vectors and not for the same vectors without Fracture: the label classifier
-    learned the sign from real images and passed it on to the generator."""
+    square for Fracture vectors and not for the same vectors without Fracture: a label asked for
+    reaches the image."""
     root = make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=160)
     prepare("chexpert", root, 1.0, 32, data_dir=tmp_path / "data", dataset="planted", workers=1, quiet=True)
     cfg = GanConfig(steps=STEPS_TO_LEARN, batch_size=16, base=8, sample_every=10_000, data_dir=str(tmp_path / "data"),
