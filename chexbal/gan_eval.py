@@ -73,6 +73,7 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
             "real_test_images": len(test), "frechet": frechet_by_class(real_features, test, fake_features, conditions),
             "auc_real_test": auc_per_class(label_matrix(test), real_probs),
             "auc_generated": fidelity_aucs(conditions, fake_probs),
+            "median_probability": target_medians(conditions, fake_probs, test, real_probs),
         }
         progress.update(task, advance=1, note="rendering phantoms for the same labels" if phantom else "")
         if phantom:
@@ -80,7 +81,33 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
             progress.update(task, advance=1, note="")
     if out is not None:
         store.write_atomic(Path(out), json.dumps(result, indent=2))
+        store.write_atomic(per_image_path(Path(out)), per_image_table(conditions, fake_probs).to_csv(index=False))
     return result
+
+
+def target_medians(conditions: pd.DataFrame, fake_probs: np.ndarray, test: pd.DataFrame, real_probs: np.ndarray) -> dict:
+    """The classifier's median probability of each target on the images generated for it, and on the
+    real test positives. A generator that draws a finding on only some of the images asked for it, or
+    fainter than real data, shows a lower median than the real positives."""
+    medians: dict[str, dict[str, float]] = {"generated": {}, "real_test_positives": {}}
+    for target in TARGETS:
+        k = PATHOLOGIES.index(target)
+        medians["generated"][target] = float(np.median(fake_probs[conditions["group"].to_numpy() == target, k]))
+        positives = test[target].to_numpy() == 1
+        if positives.any():
+            medians["real_test_positives"][target] = float(np.median(real_probs[positives, k]))
+    return medians
+
+
+def per_image_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}-images.csv")
+
+
+def per_image_table(conditions: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
+    """One row per generated image: its pool row index, group, conditioning labels by name, and the
+    classifier's probability of each class (columns `p <class>`)."""
+    scores = pd.DataFrame(probs, columns=[f"p {name}" for name in PATHOLOGIES])
+    return pd.concat([conditions[["index", "group", *PATHOLOGIES]].reset_index(drop=True), scores], axis=1)
 
 
 def frechet_by_class(real: np.ndarray, real_rows: pd.DataFrame, fake: np.ndarray, fake_rows: pd.DataFrame) -> dict:
@@ -95,7 +122,8 @@ def frechet_by_class(real: np.ndarray, real_rows: pd.DataFrame, fake: np.ndarray
 
 def quality_table(result: dict) -> pd.DataFrame:
     """One row per target and one overall (mean AUC over the 14 classes): Fréchet distance, AUC on
-    real test images, AUC on generated images, their ratio (label fidelity), renderer AUC."""
+    real test images, AUC on generated images, their ratio (label fidelity), renderer AUC, and each
+    target's median probability on its generated images and on its real test positives."""
     def auc(key: str, name: str) -> float | None:
         if key not in result:
             return None
@@ -104,9 +132,11 @@ def quality_table(result: dict) -> pd.DataFrame:
     rows = []
     for name in ("overall", *TARGETS):
         real, fake, renderer = auc("auc_real_test", name), auc("auc_generated", name), auc("auc_renderer", name)
+        medians = result.get("median_probability", {})
         rows.append({"class": name, "Fréchet": result["frechet"].get(name), "AUC real test": real,
                      "AUC generated": fake, "fidelity ratio": fake / real if real and fake else None,
-                     "AUC renderer": renderer})
+                     "AUC renderer": renderer, "median p generated": medians.get("generated", {}).get(name),
+                     "median p real": medians.get("real_test_positives", {}).get(name)})
     return pd.DataFrame(rows).round(3)
 
 

@@ -13,6 +13,7 @@ from chexbal.dataset import load_images, read_index
 from chexbal.gan.train import GanConfig, train_gan
 from chexbal.gan_eval import gan_eval
 from chexbal.generate import generate
+from chexbal.labels import PATHOLOGIES, TARGETS
 from chexbal.prepare import prepare
 from chexbal.report import report
 from chexbal.train import TrainConfig, train
@@ -79,6 +80,21 @@ def test_table2_cis_contain_their_estimates_and_name_the_classes(study):
     planted_none = table[(table["class"] == PLANTED) & (table["arm"] == "none")]["auc"].item()
     assert planted_none > table[(table["class"] != PLANTED) & (table["arm"] == "none")]["auc"].max()
     assert table.loc[table["arm"] == "none", "p"].isna().all() and table.loc[table["arm"] != "none", "p"].notna().all()
+
+
+def test_gan_eval_writes_each_generated_image_with_its_conditions_and_scores(study):
+    """The per-image table behind the medians: a user can find which generated images miss a finding."""
+    import json
+
+    base, _ = study
+    images = pd.read_csv(base / "runs" / "p64" / "gan-eval-images.csv")
+    result = json.loads((base / "runs" / "p64" / "gan-eval.json").read_text())
+    assert len(images) == result["generated"] and list(images.columns[2:16]) == list(PATHOLOGIES)
+    assert images[[f"p {name}" for name in PATHOLOGIES]].stack().between(0, 1).all()
+    for target in TARGETS:
+        made_for = images[images["group"] == target]
+        assert len(made_for) and (made_for[target] == 1).all(), f"images made for {target} lack its label"
+        assert result["median_probability"]["generated"][target] == pytest.approx(made_for[f"p {target}"].median(), abs=1e-6)
 
 
 def test_a_missing_arm_is_a_marked_gap(study, tmp_path):
