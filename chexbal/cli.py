@@ -187,7 +187,6 @@ def train_gan(
     base: Annotated[int, typer.Option(help="Channels at the highest inner resolution (width of both nets).")] = 32,
     target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
     aux_weight: Annotated[float, typer.Option(help="Weight of the label classifier's loss on generated images, in G's objective.")] = 3.0,
-    sign_weight: Annotated[float, typer.Option(help="Within that loss, weight of the verdict that a target finding looks real.")] = 0.3,
     seed: Seed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -205,11 +204,10 @@ def train_gan(
         raise ChexbalError("--steps must be at least 1, --batch-size at least 2 and --lr positive", 2)
     if not 0 <= target_share <= 1:
         raise ChexbalError(f"--target-share must be between 0 and 1, got {target_share:g}", 2)
-    for option, weight in (("--aux-weight", aux_weight), ("--sign-weight", sign_weight)):
-        if weight < 0:
-            raise ChexbalError(f"{option} must be at least 0, got {weight:g}", 2)
-    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight, sign_weight=sign_weight,
-                    target_share=target_share, seed=seed, sample_every=sample_every, device=device, data_dir=str(data_dir), dataset=dataset,
+    if aux_weight < 0:
+        raise ChexbalError(f"--aux-weight must be at least 0, got {aux_weight:g}", 2)
+    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight, target_share=target_share,
+                    seed=seed, sample_every=sample_every, device=device, data_dir=str(data_dir), dataset=dataset,
                     run_dir=str(run_dir) if run_dir else None)
     folder = run(cfg, resume=resume)
     console.print(f"GAN run written to {folder}; generator: {folder / 'generator.pt'}")

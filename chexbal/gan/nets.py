@@ -5,8 +5,8 @@ generator through a learned embedding joined to the latent and through condition
 every block (Miyato & Koyama 2018; Brock et al. 2019), and the discriminator scores it by projection:
 the inner product of its pooled features with a linear embedding of the label vector (Miyato &
 Koyama 2018), which for multi-label vectors is the sum of the positive classes' embeddings. Spectral
-norm on every discriminator layer (Miyato et al. 2018). A separate label classifier supplies the auxiliary
-classification loss of AC-GAN (Odena et al. 2017) to the generator (see `LabelClassifier`).
+norm on every discriminator layer (Miyato et al. 2018). A separate label classifier, trained on real
+images only, supplies the auxiliary classification loss of AC-GAN (Odena et al. 2017) to the generator.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from ..labels import PATHOLOGIES, TARGETS
+from ..labels import PATHOLOGIES
 
 N_LABELS = len(PATHOLOGIES)
 
@@ -107,20 +107,13 @@ class Discriminator(nn.Module):
 
 
 class LabelClassifier(nn.Module):
-    """The auxiliary classifier of AC-GAN (Odena et al. 2017), kept apart from the discriminator. Two
-    heads on one trunk: 14 label logits, trained on real images only, whose loss on generated images
-    pushes the generator to draw what it is asked for; and, per target finding, a logit for "this
-    finding was drawn from a real image", trained on real and generated positives (the real/generated
-    split of each class in ADC-GAN, Hou et al. 2022), which the generator must also satisfy.
+    """14 label logits per image: the auxiliary classifier of AC-GAN (Odena et al. 2017), trained on
+    real images only, whose loss on generated images pushes the generator to draw what it is asked for.
 
-    Why the second head: with labels alone the generator learned whatever the classifier accepted. For
-    Pleural Other it drew a short edge on both lung walls, which the classifier took for the band and a
-    DenseNet trained on real images mostly did not (label fidelity 0.81 × the real AUC).
-
-    Why apart from the discriminator: a head on its spectrally normalised, realness-trained features
-    hardly saw the phantom's 2-5 pixel signs (test AUC 0.62 / 0.75 / 0.66 for Lung Lesion / Pleural
-    Other / Fracture after 5,250 steps), and the generator drew them no better than that. Plain
-    convolutions with batch norm learn them faster, and global max pooling asks the question the
+    Kept apart from the discriminator because a head on its spectrally normalised, realness-trained
+    features hardly saw the phantom's 2-5 pixel signs (test AUC 0.62 / 0.75 / 0.66 for Lung Lesion /
+    Pleural Other / Fracture after 5,250 steps), and the generator drew them no better than that.
+    Plain convolutions with batch norm learn them faster, and global max pooling asks the question the
     findings pose, "is there such a spot anywhere", instead of averaging a small spot away.
     """
 
@@ -130,12 +123,9 @@ class LabelClassifier(nn.Module):
         self.blocks = nn.Sequential(*(nn.Sequential(nn.Conv2d(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.2))
                                       for a, b in zip([1, *ch[:-1]], ch)))
         self.classify = nn.Linear(ch[-1], N_LABELS)
-        self.real_sign = nn.Linear(ch[-1], len(TARGETS))
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Label logits (B, 14) and real-sign logits (B, 3), targets in TARGETS order."""
-        h = self.blocks(images).amax(dim=(2, 3))
-        return self.classify(h), self.real_sign(h)
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.blocks(images).amax(dim=(2, 3)))
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`chexbal train-gan`: train the label-conditioned GAN on a prepared dataset's pool.
 
-Hinge loss, spectral norm and a projection discriminator, an auxiliary label classifier beside it
-that also tells real target findings from generated ones (AC-GAN, ADC-GAN), DiffAugment on real and fake alike, Adam with beta1 = 0 for G and D (as
+Hinge loss, spectral norm and a projection discriminator, an auxiliary label classifier trained on
+real images beside it (AC-GAN), DiffAugment on real and fake alike, Adam with beta1 = 0 for G and D (as
 in SNGAN/BigGAN), batches that oversample the rare target findings, and an exponential moving average
 of the generator, which is what gets sampled and shipped. The training rows are pool rows only; a
 dataset whose test patients would be seen is refused. One run folder holds options.json, losses.csv,
@@ -43,7 +43,6 @@ class GanConfig:
     base: int = 32
     ema: float = 0.999
     aux_weight: float = 3.0  # the label classifier's loss on generated images, in the generator's objective
-    sign_weight: float = 0.3  # within that loss: the verdict that a target finding looks drawn from a real image
     classifier_lr: float = 1e-3  # the label classifier is trained as a classifier: plain Adam
     target_share: float = 0.5  # of each batch, rows drawn positive for a target (see BalancedRows)
     seed: int = 0
@@ -58,8 +57,8 @@ class GanConfig:
         return Path("runs") / "gan" / self.dataset / f"frac-{self.frac:g}"
 
 
-RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "sign_weight", "classifier_lr",
-               "target_share", "seed", "dataset")
+RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "classifier_lr", "target_share", "seed",
+               "dataset")
 
 
 def training_pool(folder: Path, frac: float) -> pd.DataFrame:
@@ -142,43 +141,25 @@ class BalancedRows:
 
 
 def train_step(nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator) -> tuple[float, float, float]:
-    """One update of D (hinge), of the label classifier C (labels on real images; real against
-    generated target signs) and of G (both their verdicts)."""
+    """One update of D (hinge), of the label classifier C (on real images) and of G (both their verdicts)."""
     G, D, C = nets["G"], nets["D"], nets["C"]
     device = images.device
     real_idx, fake_idx = rows(cfg.batch_size, rng).to(device), rows(cfg.batch_size, rng).to(device)
     real = diff_augment(images[real_idx].unsqueeze(1).float() / 127.5 - 1, rng)
-    real_labels = labels[real_idx]
     z = torch.randn(cfg.batch_size, cfg.z_dim, generator=rng).to(device)
     fake_labels = labels[fake_idx]  # conditions of real pool rows, drawn as the real batch's
     fake = G(z, fake_labels)
-    shown = diff_augment(fake.detach(), rng)
-    d_loss = F.relu(1 - D(real, real_labels)).mean() + F.relu(1 + D(shown, fake_labels)).mean()
+    d_loss = F.relu(1 - D(real, labels[real_idx])).mean() + F.relu(1 + D(diff_augment(fake.detach(), rng), fake_labels)).mean()
     descend(nets["opt_d"], d_loss)
     C.train()
-    (on_real, real_sign), (_, fake_sign) = C(real), C(shown)
-    c_loss = (F.binary_cross_entropy_with_logits(on_real, real_labels)
-              + sign_loss(real_sign, real_labels, real=True) + sign_loss(fake_sign, fake_labels, real=False))
+    c_loss = F.binary_cross_entropy_with_logits(C(real), labels[real_idx])
     descend(nets["opt_c"], c_loss)
     seen = diff_augment(fake, rng)
-    C.eval().requires_grad_(False)  # a judge of G here: no update, batch-norm statistics as they stand
-    on_fake, sign = C(seen)
-    aux = F.binary_cross_entropy_with_logits(on_fake, fake_labels) + cfg.sign_weight * sign_loss(sign, fake_labels, real=True)
-    g_loss = -D(seen, fake_labels).mean() + cfg.aux_weight * aux
+    C.eval().requires_grad_(False)  # a judge of G here: batch norm from real images, no update from fakes
+    g_loss = -D(seen, fake_labels).mean() + cfg.aux_weight * F.binary_cross_entropy_with_logits(C(seen), fake_labels)
     descend(nets["opt_g"], g_loss)
     C.requires_grad_(True)
     return d_loss.item(), c_loss.item(), g_loss.item()
-
-
-TARGET_COLUMNS = [PATHOLOGIES.index(name) for name in TARGETS]
-
-
-def sign_loss(logits: torch.Tensor, labels: torch.Tensor, real: bool) -> torch.Tensor:
-    """Logistic loss of the real-sign logits, for the verdict `real`, over the images positive for
-    each target; zero where a batch holds no positive."""
-    positive = labels[:, TARGET_COLUMNS] == 1
-    verdict = F.softplus(-logits if real else logits)
-    return (verdict * positive).sum() / positive.sum().clamp(min=1)
 
 
 def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -225,7 +206,7 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
 def generator_config(cfg: GanConfig, size: int, steps: int) -> dict:
     return {"size": size, "z_dim": cfg.z_dim, "base": cfg.base, "labels": list(PATHOLOGIES),
             "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed,
-            "aux_weight": cfg.aux_weight, "sign_weight": cfg.sign_weight, "classifier_lr": cfg.classifier_lr, "target_share": cfg.target_share}
+            "aux_weight": cfg.aux_weight, "classifier_lr": cfg.classifier_lr, "target_share": cfg.target_share}
 
 
 def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict]) -> None:
