@@ -129,10 +129,10 @@ def quality_table(result: dict) -> pd.DataFrame:
             return None
         return mean_auc(result[key]) if name == "overall" else result[key].get(name)
 
+    medians = result.get("median_probability", {})  # absent from results of older chexbal versions
     rows = []
     for name in ("overall", *TARGETS):
         real, fake, renderer = auc("auc_real_test", name), auc("auc_generated", name), auc("auc_renderer", name)
-        medians = result.get("median_probability", {})
         rows.append({"class": name, "Fréchet": result["frechet"].get(name), "AUC real test": real,
                      "AUC generated": fake, "fidelity ratio": fake / real if real and fake else None,
                      "AUC renderer": renderer, "median p generated": medians.get("generated", {}).get(name),
