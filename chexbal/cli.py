@@ -187,6 +187,8 @@ def train_gan(
     base: Annotated[int, typer.Option(help="Channels at the highest inner resolution (width of both nets).")] = 32,
     target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
     aux_weight: Annotated[float, typer.Option(help="Weight of the label classifier's loss on generated images, in G's objective.")] = 3.0,
+    negatives: Annotated[Optional[list[str]], typer.Option(help="A finding the label classifier learns to deny on generated images asked for it (repeatable).")] = None,
+    negatives_from: Annotated[int, typer.Option(help="Step from which --negatives apply.")] = 0,
     seed: Seed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
@@ -198,6 +200,7 @@ def train_gan(
     """Train the label-conditioned GAN on a prepared dataset's pool (never its test patients)."""
     from .gan.train import GanConfig
     from .gan.train import train_gan as run
+    from .labels import PATHOLOGIES
     from .splits import check_frac
 
     if steps < 1 or batch_size < 2 or lr <= 0:
@@ -206,7 +209,13 @@ def train_gan(
         raise ChexbalError(f"--target-share must be between 0 and 1, got {target_share:g}", 2)
     if aux_weight < 0:
         raise ChexbalError(f"--aux-weight must be at least 0, got {aux_weight:g}", 2)
-    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight, target_share=target_share,
+    unknown = [name for name in negatives or [] if name not in PATHOLOGIES]
+    if unknown:
+        raise ChexbalError(f"--negatives must be finding names ({', '.join(PATHOLOGIES)}), got {', '.join(unknown)}", 2)
+    if negatives_from < 0:
+        raise ChexbalError(f"--negatives-from must be at least 0, got {negatives_from}", 2)
+    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight,
+                    negatives=tuple(negatives or ()), negatives_from=negatives_from, target_share=target_share,
                     seed=seed, sample_every=sample_every, device=device, data_dir=str(data_dir), dataset=dataset,
                     run_dir=str(run_dir) if run_dir else None)
     folder = run(cfg, resume=resume)

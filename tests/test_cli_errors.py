@@ -77,7 +77,8 @@ def test_help_shows_descriptive_defaults():
     assert "1e-2 5e-3 1e-3" in result.output and "one per GPU" in result.output
 
 
-@pytest.mark.parametrize("option", [["--target-share", "1.5"], ["--aux-weight", "-1"]])
+@pytest.mark.parametrize("option", [["--target-share", "1.5"], ["--aux-weight", "-1"], ["--negatives", "Nodule"],
+                                    ["--negatives-from", "-1"]])
 def test_impossible_gan_options(tmp_path, option):
     result, output = invoke("train-gan", "--data-dir", tmp_path, *option)
     assert_one_line_error(result, output, 2, f"{option[0]} must be")

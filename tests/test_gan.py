@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,6 +86,21 @@ def test_train_gan_writes_a_run_and_resumes(small):
         train_gan(cfg, quiet=True)
     train_gan(cfg, resume=True, quiet=True)
     assert torch.load(run / "last.pt", weights_only=False)["step"] == 6
+
+
+def test_negatives_change_nothing_before_negatives_from_and_train_the_label_classifier_after(small, tmp_path):
+    """--negatives-from must leave the steps before it exactly as a run without --negatives (the shipped
+    generator was continued that way from a run without them), and from it on C learns from fakes."""
+    cfg = GanConfig(steps=2, batch_size=8, data_dir=str(small / "data"), dataset="small")
+    states = {}
+    for name, negatives, start in (("plain", (), 0), ("later", ("Fracture",), 2), ("now", ("Fracture",), 0)):
+        run = train_gan(dataclasses.replace(cfg, negatives=negatives, negatives_from=start, run_dir=str(tmp_path / name)),
+                        quiet=True)
+        states[name] = torch.load(run / "last.pt", weights_only=False)
+    for net in ("G", "C"):
+        assert all(torch.equal(v, states["later"][net][k]) for k, v in states["plain"][net].items()), net
+    assert not torch.equal(states["now"]["C"]["classify.weight"], states["plain"]["C"]["classify.weight"])
+    assert states["now"]["config"]["negatives"] == ("Fracture",)
 
 
 def drop_label_classifier(saved):
