@@ -6,7 +6,7 @@ every block (Miyato & Koyama 2018; Brock et al. 2019), and the discriminator sco
 the inner product of its pooled features with a linear embedding of the label vector (Miyato &
 Koyama 2018), which for multi-label vectors is the sum of the positive classes' embeddings. Spectral
 norm on every discriminator layer (Miyato et al. 2018). A separate label classifier, trained on real
-images only, supplies the auxiliary classification loss of AC-GAN (Odena et al. 2017) to the generator.
+images, supplies the auxiliary classification loss of AC-GAN (Odena et al. 2017) to the generator.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class Discriminator(nn.Module):
 
 class LabelClassifier(nn.Module):
     """14 label logits per image: the auxiliary classifier of AC-GAN (Odena et al. 2017), trained on
-    real images only, whose loss on generated images pushes the generator to draw what it is asked for.
+    real images (and, with `--negatives`, told which findings generated images do not show), whose
+    loss on generated images pushes the generator to draw what it is asked for.
 
     Kept apart from the discriminator because a head on its spectrally normalised, realness-trained
     features hardly saw the phantom's 2-5 pixel signs (test AUC 0.62 / 0.75 / 0.66 for Lung Lesion /

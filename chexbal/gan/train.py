@@ -2,9 +2,9 @@
 
 Hinge loss, spectral norm and a projection discriminator, an auxiliary label classifier trained on
 real images beside it (AC-GAN; `--negatives` also teaches it to deny chosen findings on generated
-images), DiffAugment on real and fake alike, Adam with beta1 = 0 for G and D (as
-in SNGAN/BigGAN), batches that oversample the rare target findings, and an exponential moving average
-of the generator, which is what gets sampled and shipped. The training rows are pool rows only; a
+images), DiffAugment on real and fake alike, Adam with beta1 = 0 for G and D (as in SNGAN/BigGAN),
+batches that oversample the rare target findings, and an exponential moving average of the
+generator, which is what gets sampled and shipped. The training rows are pool rows only; a
 dataset whose test patients would be seen is refused. One run folder holds options.json, losses.csv,
 sample grids (one row per target finding), last.pt (everything needed to resume) and generator.pt (the
 EMA generator and the config that rebuilds it; state_dicts only, no pickled code).
@@ -170,7 +170,8 @@ def train_step(nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: to
         asked = fake_labels[:, k] == 1
         if asked.any():
             C.eval()  # generated images must not move batch-norm statistics
-            c_loss = c_loss + F.binary_cross_entropy_with_logits(C(shown[asked])[:, k], torch.zeros_like(fake_labels[asked, k]))
+            denial = C(shown[asked])[:, k]
+            c_loss = c_loss + F.binary_cross_entropy_with_logits(denial, torch.zeros_like(denial))
             C.train()
     descend(nets["opt_c"], c_loss)
     seen = diff_augment(fake, rng)
