@@ -21,6 +21,13 @@ DataDir = Annotated[Path, typer.Option(help="Folder holding prepared datasets.")
 Dataset = Annotated[str, typer.Option(help="Prepared dataset name (a folder in --data-dir).")]
 Frac = Annotated[float, typer.Option(help="Regimen: the fraction of the pool (non-test patients), in (0, 1].")]
 Seed = Annotated[int, typer.Option(help="Seed for splits and rendering.")]
+Aug = Annotated[str, typer.Option(help="Arm: none, standard (h/v flips), affine (rotation, shift, scale), weighted (positive "
+                                        "weights in the loss), oversample, gan (pool generator), gan-regimen (regimen generator), "
+                                        "real-extra (real positives from outside the regimen).")]
+PosWeightCap = Annotated[float, typer.Option(help="weighted: the largest positive weight (negatives / positives is capped here).")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
+OptionalSplitSeed = Annotated[Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")]
+SplitSeed = Annotated[int, typer.Option(help="Seed of the train/validation split (by patient) whose training rows are used.")]
 
 
 def user_errors(command):
@@ -86,14 +93,16 @@ def info(dataset: Annotated[str, typer.Argument(help="Prepared dataset name.")] 
 @user_errors
 def train(
     frac: Frac = 0.01,
-    aug: Annotated[str, typer.Option(help="none, standard (random h/v flips) or gan (adds the generated set).")] = "none",
+    aug: Aug = "none",
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
     optimizer: Annotated[str, typer.Option(help="sgd (momentum 0.9) or adam.")] = "adam",
     epochs: Annotated[int, typer.Option(help="Epochs (the paper: 10).")] = 10,
-    seed: Seed = 0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, batch order and augmentation.")] = 0,
+    split_seed: OptionalSplitSeed = None,
+    pos_weight_cap: PosWeightCap = 20.0,
     weights: Annotated[Optional[Path], typer.Option(help="A local torchxrayvision or torchvision DenseNet-121 file.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    device: Device = "auto",
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
@@ -108,7 +117,7 @@ def train(
     from .train import train as run
 
     cfg = TrainConfig(frac=frac, aug=aug, lr=lr, batch_size=batch_size, optimizer=optimizer, epochs=epochs, seed=seed,
-                      weights=str(weights) if weights else None, device=device, amp=amp, compile=compile,
+                      split_seed=split_seed, pos_weight_cap=pos_weight_cap, weights=str(weights) if weights else None, device=device, amp=amp, compile=compile,
                       data_dir=str(data_dir), dataset=dataset, run_dir=str(run_dir) if run_dir else None)
     folder = run(cfg, resume=resume)
     console.print(f"run written to {folder}")
@@ -118,14 +127,17 @@ def train(
 @user_errors
 def sweep(
     frac: Frac = 0.01,
-    aug: Annotated[str, typer.Option(help="none, standard or gan.")] = "none",
+    aug: Aug = "none",
     lr: Annotated[Optional[list[float]], typer.Option(help="Learning rates to try (repeat).", show_default="1e-2 5e-3 1e-3")] = None,
     batch_size: Annotated[Optional[list[int]], typer.Option(help="Batch sizes (repeat).", show_default="16 32 64")] = None,
     optimizer: Annotated[Optional[list[str]], typer.Option(help="Optimizers (repeat).", show_default="sgd adam")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 10,
-    seed: Seed = 0,
+    seed: Annotated[Optional[list[int]], typer.Option(help="Training seeds (repeat): one validation pick per seed.", show_default="0")] = None,
+    split_seed: OptionalSplitSeed = None,
+    pos_weight_cap: PosWeightCap = 20.0,
+    amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
     weights: Annotated[Optional[Path], typer.Option(help="A local DenseNet-121 weights file.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    device: Device = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
     workers: Annotated[Optional[int], typer.Option(help="local: runs at once.", show_default="one per GPU, else 1")] = None,
@@ -136,15 +148,15 @@ def sweep(
     minutes: Annotated[int, typer.Option(help="slurm: time limit per job, minutes.")] = 240,
     parallel: Annotated[int, typer.Option(help="slurm: array jobs running at once.")] = 18,
 ) -> None:
-    """The paper's grid (lr x batch size x optimizer) for one regimen and arm; picks by validation AUC."""
+    """The paper's grid (lr x batch size x optimizer) for one regimen and arm, per seed; picks by validation AUC."""
     from .sweep import SlurmOptions, grid, sweep as run
     from .train import TrainConfig
 
-    base = TrainConfig(frac=frac, aug=aug, epochs=epochs, seed=seed, weights=str(weights) if weights else None,
-                       device=device, data_dir=str(data_dir), dataset=dataset)
+    base = TrainConfig(frac=frac, aug=aug, epochs=epochs, split_seed=split_seed, pos_weight_cap=pos_weight_cap, amp=amp,
+                       weights=str(weights) if weights else None, device=device, data_dir=str(data_dir), dataset=dataset)
     slurm = SlurmOptions(partition, gpus, cpus, minutes, parallel)
-    path = run(grid(base, lr, batch_size, optimizer), workers, launcher, slurm)
-    console.print(f"selection written to {path}")
+    paths = run(grid(base, lr, batch_size, optimizer, seed), workers=workers, launcher=launcher, slurm=slurm)
+    console.print(f"selection written to {', '.join(map(str, paths))}")
 
 
 @app.command()
@@ -180,7 +192,7 @@ def plan(
 @app.command("train-gan")
 @user_errors
 def train_gan(
-    frac: Annotated[float, typer.Option(help="Train on this regimen's pool rows (1 = the whole pool, as the paper's pretrained GAN).")] = 1.0,
+    frac: Annotated[float, typer.Option(help="Train on this regimen's training rows (1 = the pool generator, as the paper's).")] = 1.0,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 4000,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the generator and the discriminator.")] = 2e-4,
@@ -190,6 +202,7 @@ def train_gan(
     negatives: Annotated[Optional[list[str]], typer.Option(help="A finding the label classifier learns to deny on generated images asked for it (repeatable).")] = None,
     negatives_from: Annotated[int, typer.Option(help="Step from which --negatives apply.")] = 0,
     seed: Seed = 0,
+    split_seed: SplitSeed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     data_dir: DataDir = Path("data"),
@@ -197,7 +210,7 @@ def train_gan(
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder.", show_default="runs/gan/<dataset>/frac-<F>")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
 ) -> None:
-    """Train the label-conditioned GAN on a prepared dataset's pool (never its test patients)."""
+    """Train the label-conditioned GAN on a regimen's training rows (never its validation or test patients)."""
     from .gan.train import GanConfig
     from .gan.train import train_gan as run
     from .labels import PATHOLOGIES
@@ -216,7 +229,7 @@ def train_gan(
         raise ChexbalError(f"--negatives-from must be at least 0, got {negatives_from}", 2)
     cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight,
                     negatives=tuple(negatives or ()), negatives_from=negatives_from, target_share=target_share,
-                    seed=seed, sample_every=sample_every, device=device, data_dir=str(data_dir), dataset=dataset,
+                    seed=seed, split_seed=split_seed, sample_every=sample_every, device=device, data_dir=str(data_dir), dataset=dataset,
                     run_dir=str(run_dir) if run_dir else None)
     folder = run(cfg, resume=resume)
     console.print(f"GAN run written to {folder}; generator: {folder / 'generator.pt'}")
@@ -226,24 +239,27 @@ def train_gan(
 @user_errors
 def generate(
     frac: Frac = 0.01,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint.", show_default="the shipped phantom-64 generator")] = None,
-    seed: Seed = 0,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint (regimen: runs/gan/<dataset>/frac-<F>/generator.pt).", show_default="the shipped phantom-64 generator")] = None,
+    seed: Annotated[int, typer.Option(help="Split seed the plan draws its training rows from (as `train --split-seed`); seeds the latents.")] = 0,
     share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
+    generator: Annotated[str, typer.Option(help="pool (the `gan` arm's set) or regimen (the `gan-regimen` arm's, from `train-gan --frac F`).")] = "pool",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
-    """Generate the regimen's planned images into data/<dataset>/synthetic/frac-<F>/."""
+    """Generate the regimen's planned images into data/<dataset>/synthetic/frac-<F>[-regimen]/."""
     from .generate import generate as run
 
-    folder = run(frac, checkpoint, seed, share, data_dir, dataset, device)
+    folder = run(frac=frac, checkpoint=checkpoint, seed=seed, share=share, data_dir=data_dir, dataset=dataset,
+                 device=device, generator=generator)
     console.print(f"generated set written to {folder}")
 
 
 @app.command("gan-eval")
 @user_errors
 def gan_eval(
-    classifier: Annotated[Path, typer.Option(help="A `chexbal train` run folder trained on real data only (aug none).")],
+    classifier: Annotated[Path, typer.Option(help="The judge: a `chexbal train --aug none` run folder (real images only).")],
+    second_judge: Annotated[Optional[Path], typer.Option(help="Another `--aug none` run (another seed) to check the first judge.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint.", show_default="the shipped phantom-64 generator")] = None,
     n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
     seed: Seed = 0,
@@ -251,7 +267,7 @@ def gan_eval(
     dataset: Dataset = DEFAULT_DATASET,
     out: Annotated[Optional[Path], typer.Option(help="JSON file.", show_default="runs/<dataset>/gan-eval.json")] = None,
 ) -> None:
-    """Fréchet distance and label fidelity of a generator, measured with a chexbal classifier."""
+    """Fréchet distance, label fidelity and counterfactual fidelity of a generator, judged by no-augmentation runs."""
     import pandas as pd
 
     from .gan_eval import gan_eval as run
@@ -261,7 +277,7 @@ def gan_eval(
     if n < len(TARGETS) + 1 or n > 100_000:
         raise ChexbalError("--n must be between 4 and 100000", 2)
     out = out or Path("runs") / dataset / "gan-eval.json"
-    result = run(classifier, checkpoint, n, seed, data_dir, dataset, out)
+    result = run(classifier, checkpoint, n=n, seed=seed, data_dir=data_dir, dataset=dataset, out=out, second_judge=second_judge)
     table = Table(title=f"GAN quality ({result['generated']} generated images)")
     rows = quality_table(result)
     for column in rows.columns:

@@ -28,10 +28,14 @@ from scipy import linalg
 from . import classifier, store
 from .dataset import DEFAULT_DATASET, load_images, locate, read_index, settings
 from .errors import ChexbalError
-from .evaluate import auc_per_class, mean_auc
-from .generate import SHIPPED, load_generator, render_block
+from .evaluate import auc_per_class, bootstrap_aucs, confidence_interval, mean_auc
+from .gan.nets import to_uint8
+from .generate import SHIPPED, load_generator, render_block, trained_on
 from .labels import PATHOLOGIES, TARGETS, label_matrix
 from .progress import bar
+from .seeds import stream
+
+COUNTERFACTUAL = 1_000  # latent streams of the counterfactual pairs, apart from render_block's blocks
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,41 +51,116 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000, seed: int = 0,
              data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, out: Path | None = None,
-             quiet: bool = False) -> dict:
+             quiet: bool = False, second_judge: Path | None = None, n_boot: int = 200) -> dict:
     folder = locate(Path(data_dir), dataset)
     index = read_index(folder)
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
-    model = classifier.load_run(classifier_run)
+    model = load_judge(classifier_run)
     recorded = settings(folder)
     checkpoint = Path(checkpoint or SHIPPED)
     size = recorded["size"]
-    generator, _ = load_generator(checkpoint, size, torch.device("cpu"))
+    generator, generator_config = load_generator(checkpoint, size, torch.device("cpu"))
     conditions = sample_conditions(pool, n, seed)
     phantom = recorded.get("source") == "phantom"
 
     with bar(disable=quiet) as progress:
-        task = progress.add_task("gan-eval", total=4 + phantom, note="generating")
+        task = progress.add_task("gan-eval", total=5 + phantom + (second_judge is not None), note="generating")
         fake = np.concatenate([render_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i:i + 256])), seed, i, "cpu")
                                for i in range(0, len(conditions), 256)])
         progress.update(task, advance=1, note=f"scoring {len(test)} real test images")
-        real_features, real_probs = classifier.embed_and_score(model, load_images(folder, test))
+        real_images = load_images(folder, test)
+        real_features, real_probs = classifier.embed_and_score(model, real_images)
         progress.update(task, advance=1, note=f"scoring {len(fake)} generated images")
         fake_features, fake_probs = classifier.embed_and_score(model, fake)
         progress.update(task, advance=1, note="Fréchet distances")
         result = {
-            "dataset": dataset, "checkpoint": str(checkpoint), "classifier": str(classifier_run), "generated": len(fake),
+            "dataset": dataset, "checkpoint": str(checkpoint), "checkpoint_sha256": store.sha256(checkpoint),
+            "trained_on": trained_on(generator_config), "classifier": str(classifier_run), "generated": len(fake),
             "real_test_images": len(test), "frechet": frechet_by_class(real_features, test, fake_features, conditions),
             "auc_real_test": auc_per_class(label_matrix(test), real_probs),
             "auc_generated": fidelity_aucs(conditions, fake_probs),
             "median_probability": target_medians(conditions, fake_probs, test, real_probs),
+            "fidelity_ci": fidelity_intervals(conditions, fake_probs, test, real_probs, n_boot, seed),
         }
+        progress.update(task, advance=1, note="counterfactual pairs")
+        on_off = counterfactual_images(generator, conditions, seed)
+        result["counterfactual"] = counterfactual_shift(model, on_off, n_boot, seed)
         progress.update(task, advance=1, note="rendering phantoms for the same labels" if phantom else "")
         if phantom:
             result["auc_renderer"] = renderer_auc(model, folder, conditions, size, seed)
+            progress.update(task, advance=1, note="second judge")
+        if second_judge is not None:
+            judge = load_judge(second_judge)
+            _, second_real = classifier.embed_and_score(judge, real_images)
+            _, second_fake = classifier.embed_and_score(judge, fake)
+            result["second_judge"] = {
+                "classifier": str(second_judge), "auc_real_test": auc_per_class(label_matrix(test), second_real),
+                "auc_generated": fidelity_aucs(conditions, second_fake),
+                "fidelity_ci": fidelity_intervals(conditions, second_fake, test, second_real, n_boot, seed),
+                "counterfactual": counterfactual_shift(judge, on_off, n_boot, seed)}
             progress.update(task, advance=1, note="")
     if out is not None:
         store.write_atomic(Path(out), json.dumps(result, indent=2))
         store.write_atomic(per_image_path(Path(out)), per_image_table(conditions, fake_probs).to_csv(index=False))
+    return result
+
+
+def load_judge(run: Path):
+    """A classifier trained on real images alone: a judge that saw generated images, or was trained to
+    over-weigh the targets, would score a generator by its own bias."""
+    config = Path(run) / "config.json"
+    aug = json.loads(config.read_text()).get("aug") if config.is_file() else None
+    if aug != "none":
+        raise ChexbalError(f"{run} is not a no-augmentation run (aug {aug}): judge a generator with a `--aug none` run")
+    return classifier.load_run(run)
+
+
+def fidelity_intervals(conditions: pd.DataFrame, fake_probs: np.ndarray, test: pd.DataFrame, real_probs: np.ndarray,
+                       n_boot: int, seed: int) -> dict:
+    """95% bootstrap intervals, per target, of the AUC on generated images, on real test images, and
+    of their ratio (independent resamples of the two image sets, paired draw by draw)."""
+    labels, group = label_matrix(conditions), conditions["group"].to_numpy()
+    intervals = {}
+    for target in TARGETS:
+        k = PATHOLOGIES.index(target)
+        rows = (group == target) | ((group == UNIFORM) & (labels[:, k] == 0))
+        real_y = test[target].to_numpy()
+        if real_y.min() == real_y.max() or labels[rows, k].min() == labels[rows, k].max():
+            continue
+        fake_boot = bootstrap_aucs(labels[rows, k], [fake_probs[rows, k]], n_boot, seed)[0]
+        real_boot = bootstrap_aucs(real_y, [real_probs[:, k]], n_boot, seed + 1)[0]
+        intervals[target] = {"generated": confidence_interval(fake_boot), "real": confidence_interval(real_boot),
+                             "ratio": confidence_interval(fake_boot / real_boot)}
+    return intervals
+
+
+def counterfactual_images(generator, conditions: pd.DataFrame, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per target, images of its group's vectors with the target's bit on and with it off, from the
+    same latents: only the bit differs between the two images of a pair."""
+    pairs = {}
+    for k, target in enumerate(TARGETS):
+        on = label_matrix(conditions[conditions["group"] == target])
+        on[:, PATHOLOGIES.index(target)] = 1
+        off = on.copy()
+        off[:, PATHOLOGIES.index(target)] = 0
+        z = torch.randn(len(on), generator.z_dim, generator=stream(seed, COUNTERFACTUAL + k))
+        with torch.no_grad():
+            pairs[target] = tuple(to_uint8(generator(z, torch.from_numpy(v))) for v in (on, off))
+    return pairs
+
+
+def counterfactual_shift(model, pairs: dict, n_boot: int, seed: int) -> dict:
+    """Per target: the judge's probability of the target with the bit on minus off, pair by pair
+    (median, with a 95% bootstrap interval), and the share of pairs where turning it on raises it. A
+    generator that draws only what co-occurs with a finding, not the finding, scores about zero."""
+    rng = np.random.default_rng(seed)
+    result = {}
+    for target, (on, off) in pairs.items():
+        k = PATHOLOGIES.index(target)
+        shift = classifier.embed_and_score(model, on)[1][:, k] - classifier.embed_and_score(model, off)[1][:, k]
+        medians = np.median(shift[rng.integers(len(shift), size=(n_boot, len(shift)))], axis=1)
+        result[target] = {"median_shift": float(np.median(shift)), "ci": confidence_interval(medians),
+                          "share_raised": float((shift > 0).mean()), "pairs": len(shift)}
     return result
 
 
@@ -133,8 +212,14 @@ def quality_table(result: dict) -> pd.DataFrame:
     rows = []
     for name in ("overall", *TARGETS):
         real, fake, renderer = auc("auc_real_test", name), auc("auc_generated", name), auc("auc_renderer", name)
+        ratio_ci = result.get("fidelity_ci", {}).get(name, {}).get("ratio")
+        shift = result.get("counterfactual", {}).get(name, {})
         rows.append({"class": name, "Fréchet": result["frechet"].get(name), "AUC real test": real,
                      "AUC generated": fake, "fidelity ratio": fake / real if real and fake else None,
+                     "ratio 95% CI": f"[{ratio_ci[0]:.3f}, {ratio_ci[1]:.3f}]" if ratio_ci else None,
+                     "shift on−off": shift.get("median_shift"),
+                     "shift 95% CI": f"[{shift['ci'][0]:.3f}, {shift['ci'][1]:.3f}]" if shift else None,
+                     "share raised": shift.get("share_raised"),
                      "AUC renderer": renderer, "median p generated": medians.get("generated", {}).get(name),
                      "median p real": medians.get("real_test_positives", {}).get(name)})
     return pd.DataFrame(rows).round(3)

@@ -7,7 +7,6 @@ generating the missing blocks and ends with the same images.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,8 @@ from .gan.nets import Generator, to_uint8
 from .labels import PATHOLOGIES, label_matrix
 from .plan import SHARE, make_plan, training_rows
 from .progress import bar
+from .seeds import stream
+from .splits import frac_name
 
 SHIPPED = Path(__file__).parent / "weights" / "phantom-64-generator.pt"
 
@@ -47,29 +48,48 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
 
 def generate(frac: float, checkpoint: Path | None = None, seed: int = 0, share: float = SHARE,
              data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, device: str = "auto",
-             quiet: bool = False) -> Path:
+             quiet: bool = False, generator: str = "pool") -> Path:
+    """Generate regimen `frac`'s planned images with the pool generator (default: the shipped one) or
+    the regimen's own (default: runs/gan/<dataset>/frac-<F>/generator.pt). `seed` is the split seed
+    the plan draws its training rows from, and seeds the latents."""
+    if generator not in synthetic.GENERATORS:
+        raise ChexbalError(f"--generator must be one of {', '.join(synthetic.GENERATORS)}, not {generator!r}", 2)
     folder = locate(Path(data_dir), dataset)
     size = settings(folder)["size"]
-    checkpoint = Path(checkpoint or SHIPPED)
+    checkpoint = Path(checkpoint or default_checkpoint(generator, dataset, frac))
     torch_device = pick_device(device)
-    generator, generator_config = load_generator(checkpoint, size, torch_device)
+    net, generator_config = load_generator(checkpoint, size, torch_device)
+    seen = trained_on(generator_config)
+    if generator == "regimen" and (seen.get("frac"), seen.get("split_seed")) != (frac, seed):
+        raise ChexbalError(f"{checkpoint} was trained on regimen {seen.get('frac')} split {seen.get('split_seed')}, not on "
+                           f"regimen {frac:g} split {seed}: train it with `chexbal train-gan --frac {frac:g} --split-seed {seed}`")
     plan = make_plan(training_rows("prepared", frac, seed, folder), share, seed)
-    where = synthetic.folder(folder, frac)
-    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    recorded = {"kind": "synthetic", "checkpoint_sha256": digest, "seed": seed, "share": share, "frac": frac}
+    where = synthetic.folder(folder, frac, generator)
+    recorded = {"kind": "synthetic", "checkpoint_sha256": store.sha256(checkpoint), "seed": seed, "share": share, "frac": frac}
     images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, recorded)
     labels = plan.vectors.assign(index=np.arange(len(plan.vectors)))[["index", "target", *PATHOLOGIES]]
-    provenance = {**recorded, "checkpoint": str(checkpoint), "generator": generator_config, "plan": plan.summary(),
-                  "dataset": dataset}
+    provenance = {**recorded, "split_seed": seed, "generator_kind": generator, "checkpoint": str(checkpoint),
+                  "trained_on": seen, "generator": generator_config, "plan": plan.summary(), "dataset": dataset}
     vectors = torch.from_numpy(label_matrix(labels))
     blocks = store.missing_blocks(images, len(labels))
     with bar(disable=quiet or not blocks) as progress:
         task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
-        fill(images, blocks, generator, vectors, seed, torch_device, lambda: progress.update(task, advance=1))
+        fill(images, blocks, net, vectors, seed, torch_device, lambda: progress.update(task, advance=1))
     store.mark_complete(images, len(labels))
     store.write_atomic(where / "labels.csv", labels.to_csv(index=False))
     store.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
     return where
+
+
+def default_checkpoint(generator: str, dataset: str, frac: float) -> Path:
+    return SHIPPED if generator == "pool" else Path("runs") / "gan" / dataset / frac_name(frac) / "generator.pt"
+
+
+def trained_on(config: dict) -> dict:
+    """What a generator saw. Generators written before chexbal recorded it (the shipped one among
+    them) trained on every pool row of their regimen, validation patients included."""
+    return config.get("trained_on") or {"dataset": config.get("dataset"), "frac": config.get("frac"), "split_seed": None,
+                                        "rows": "every pool row of the regimen", "validation_patients_excluded": False}
 
 
 def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device,
@@ -90,6 +110,6 @@ def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor,
 def render_block(generator: Generator, vectors: torch.Tensor, seed: int, block: int, device) -> np.ndarray:
     """uint8 images for one block; latents come from a stream seeded per block, so resuming
     after an interruption gives the same images as an uninterrupted run."""
-    rng = torch.Generator().manual_seed(seed * 1_000_003 + block)
+    rng = stream(seed, block)
     z = torch.randn(len(vectors), generator.z_dim, generator=rng)
     return to_uint8(generator(z.to(device), vectors.to(device)))

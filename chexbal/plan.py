@@ -26,7 +26,7 @@ class Plan:
     generate: dict[str, int]
     augmented: int
     share: dict[str, float]
-    vectors: pd.DataFrame  # one row per planned image: `target` and the 14 label columns by name
+    vectors: pd.DataFrame  # per planned image: `target`, `source_row` (its position in the training rows), 14 labels
 
     def summary(self) -> dict:
         return {"real": self.real, "generate": self.generate, "augmented": self.augmented, "share": self.share}
@@ -41,39 +41,41 @@ def make_plan(train_rows: pd.DataFrame, share: float = SHARE, seed: int = 0, tar
     rng = np.random.default_rng(seed)
     pools = {}
     for k, target in enumerate(targets):
-        positives = labels[labels[:, cols[k]] == 1]
+        positives = np.flatnonzero(labels[:, cols[k]] == 1)
         if len(positives) == 0:
             raise ChexbalError(f"the training rows have no {target} positive to draw label vectors from")
         pools[target] = positives
-    streams: dict[str, list[np.ndarray]] = {t: [] for t in targets}
+    streams: dict[str, list[int]] = {t: [] for t in targets}  # drawn rows (positions in train_rows)
     counts, total = real_counts.astype(float), len(labels)
 
     def draw(target: str) -> np.ndarray:
         pool = pools[target]
-        vector = pool[rng.integers(len(pool))]
-        streams[target].append(vector)
-        return vector[cols]
+        row = int(pool[rng.integers(len(pool))])
+        streams[target].append(row)
+        return labels[row, cols]
 
     while (counts < share * total - 1e-9).any():
         k = int(np.argmin(counts / total - share))
         counts += draw(targets[k])
         total += 1
-    counts, total = _drop_unneeded(streams, counts, total, cols, share)
-    vectors = [(t, v) for t in targets for v in streams[t]]
-    table = pd.DataFrame([v for _, v in vectors] or np.zeros((0, len(PATHOLOGIES))), columns=list(PATHOLOGIES)).astype(np.uint8)
-    table.insert(0, "target", [t for t, _ in vectors])
+    counts, total = _drop_unneeded(streams, labels, counts, total, cols, share)
+    drawn = [(t, row) for t in targets for row in streams[t]]
+    rows = np.array([row for _, row in drawn], dtype=int)
+    table = pd.DataFrame(labels[rows], columns=list(PATHOLOGIES)).astype(np.uint8)
+    table.insert(0, "target", [t for t, _ in drawn])
+    table.insert(1, "source_row", rows)
     return Plan(real=len(labels), generate={t: len(streams[t]) for t in targets}, augmented=int(total),
                 share={t: float(counts[k] / total) for k, t in enumerate(targets)}, vectors=table)
 
 
-def _drop_unneeded(streams, counts, total, cols, share):
+def _drop_unneeded(streams, labels, counts, total, cols, share):
     """Remove each class's last drawn image while every target keeps its share."""
     changed = True
     while changed:
         changed = False
         for target, stream in streams.items():
             if stream:
-                trial = counts - stream[-1][cols]
+                trial = counts - labels[stream[-1], cols]
                 if (trial >= share * (total - 1) - 1e-9).all():
                     stream.pop()
                     counts, total, changed = trial, total - 1, True

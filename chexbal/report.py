@@ -129,7 +129,7 @@ def samples_section(folder: Path, fracs: list[float], out: Path, per_row: int = 
     frac = next((f for f in fracs if (synthetic.folder(folder, f) / "labels.csv").exists()), None)
     if frac is None:
         return None
-    fake, fake_labels = synthetic.load(folder, frac)
+    fake, fake_labels, _ = synthetic.load(folder, frac)
     index = read_index(folder)
     pool = index[index["split"] == "pool"]
     rows = {}
@@ -148,7 +148,7 @@ def cam_section(folder: Path, runs, fracs: list[float], out: Path, per_row: int 
     run = runs[(frac, "gan")]
     model = classifier.load_run(run)
     predictions = pd.read_csv(run / "test-predictions.csv")
-    fake, fake_labels = synthetic.load(folder, frac)
+    fake, fake_labels, _ = synthetic.load(folder, frac)
     rows = {}
     for target in TARGETS:
         top = predictions[predictions[f"label/{target}"] == 1].nlargest(per_row, f"prob/{target}")

@@ -1,8 +1,9 @@
 """`chexbal sweep`: the paper's grid for one regimen and arm, resumable, and the validation pick.
 
-Each grid point is an ordinary `chexbal train` run in its own folder; a finished run (metrics.json
-present) is skipped, an interrupted one resumed. The run with the best mean validation AUC is
-recorded in `selected.json` beside the runs, which is what `chexbal report` reads.
+Each grid point is an ordinary `chexbal train` run in its own folder, for each training seed; a
+finished run (metrics.json present) is reused only if it was trained with the settings asked for,
+an interrupted one resumed. Per seed, the run with the best mean validation AUC is recorded in
+`selected-seed<N>.json` beside the runs, which is what `chexbal report` reads.
 
 Launchers: `local` runs on this machine, one worker per GPU (or a worker count on the CPU);
 `slurm` submits the unfinished runs as one job array through submitit, one GPU per job.
@@ -22,15 +23,17 @@ from pathlib import Path
 
 from . import store
 from .errors import ChexbalError
-from .train import TrainConfig, train
+from .train import RESUME_KEYS, TrainConfig, train
 
 # The paper's search: learning rate x batch size x optimizer (momentum SGD or Adam).
 GRID = {"lr": (1e-2, 5e-3, 1e-3), "batch_size": (16, 32, 64), "optimizer": ("sgd", "adam")}
 
 
-def grid(base: TrainConfig, lrs=None, batch_sizes=None, optimizers=None) -> list[TrainConfig]:
-    points = itertools.product(lrs or GRID["lr"], batch_sizes or GRID["batch_size"], optimizers or GRID["optimizer"])
-    configs = [dataclasses.replace(base, lr=lr, batch_size=bs, optimizer=opt, run_dir=None) for lr, bs, opt in points]
+def grid(base: TrainConfig, lrs=None, batch_sizes=None, optimizers=None, seeds=None) -> list[TrainConfig]:
+    points = itertools.product(seeds or [base.seed], lrs or GRID["lr"], batch_sizes or GRID["batch_size"],
+                               optimizers or GRID["optimizer"])
+    configs = [dataclasses.replace(base, seed=seed, lr=lr, batch_size=bs, optimizer=opt, run_dir=None)
+               for seed, lr, bs, opt in points]
     return [dataclasses.replace(c, run_dir=str(c.default_run_dir())).check() for c in configs]
 
 
@@ -45,18 +48,32 @@ class SlurmOptions:
 
 
 def sweep(configs: list[TrainConfig], workers: int | None = None, launcher: str = "local",
-          slurm: SlurmOptions | None = None) -> Path:
-    """Train every configuration not yet finished, then record and return the selection file."""
+          slurm: SlurmOptions | None = None) -> list[Path]:
+    """Train every configuration not yet finished, then record and return the selection file of each seed."""
     if workers is not None and workers < 1:
         raise ChexbalError("--workers must be at least 1", 2)
-    pending = [c for c in configs if not (Path(c.run_dir) / "metrics.json").exists()]
+    pending = [c for c in configs if not finished(c)]
     if launcher == "slurm":
         run_submitit(pending, slurm or SlurmOptions(), cluster="slurm")
     elif launcher == "local":
         run_local(pending, workers)
     else:
         raise ChexbalError(f"--launcher must be local or slurm, not {launcher!r}", 2)
-    return select(configs)
+    return [select([c for c in configs if c.seed == seed]) for seed in dict.fromkeys(c.seed for c in configs)]
+
+
+def finished(cfg: TrainConfig) -> bool:
+    """Whether the run folder holds a finished run of exactly these settings; one of other settings is
+    refused, so a sweep never reports runs it was not asked for."""
+    run_dir = Path(cfg.run_dir)
+    if not (run_dir / "metrics.json").exists():
+        return False
+    recorded = json.loads((run_dir / "config.json").read_text())
+    differs = [k for k in (*RESUME_KEYS, "epochs") if recorded.get(k) != getattr(cfg, k)]
+    if differs:
+        raise ChexbalError(f"{run_dir} holds a finished run with other settings ({', '.join(differs)}): "
+                           "delete that folder to train it afresh")
+    return True
 
 
 def run_local(pending: list[TrainConfig], workers: int | None) -> None:
@@ -126,6 +143,6 @@ def select(configs: list[TrainConfig]) -> Path:
     if not scored:
         raise ChexbalError("no run of the sweep has a validation AUC (validation too small?)")
     best = max(scored, key=lambda c: c["val_mean_auc"])
-    path = Path(configs[0].run_dir).parent / "selected.json"
+    path = Path(configs[0].run_dir).parent / f"selected-seed{configs[0].seed}.json"
     store.write_atomic(path, json.dumps({"selected": best, "candidates": candidates}, indent=2))
     return path

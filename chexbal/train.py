@@ -1,8 +1,8 @@
-"""`chexbal train`: fine-tune DenseNet-121 on one regimen with no, flip or GAN augmentation.
+"""`chexbal train`: fine-tune DenseNet-121 on one regimen under one arm of the experiment (arms.py).
 
 The loop reads top to bottom: per epoch, train -> validate -> log -> checkpoint. The regimen's uint8
-images live in memory (on the GPU when there is one); normalisation and flips happen there, on whole
-batches. At the end the best epoch (by mean validation AUC) scores the test set.
+images live in memory (on the GPU when there is one); normalisation, flips and affine transforms
+happen there, on whole batches. At the end the best epoch (by mean validation AUC) scores the test set.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import classifier, distributed, store, synthetic
+from . import arms, classifier, distributed, store
+from .augment import random_affine
 from .checkpoint import load_for_resume, save
 from .classifier import to_input
 from .devices import amp_enabled, pick_device
 from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
+from .seeds import stream
 from .errors import ChexbalError
 from .evaluate import auc_per_class, mean_auc
 from .labels import PATHOLOGIES, label_matrix
 from .progress import bar
 from .splits import check_frac, frac_name, train_val_split
 
-AUGMENTATIONS = ("none", "standard", "gan")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -42,6 +43,8 @@ class TrainConfig:
     optimizer: str = "adam"
     epochs: int = 10
     seed: int = 0
+    split_seed: int | None = None  # seed of the train/validation split; None: the same as `seed`
+    pos_weight_cap: float = arms.POS_WEIGHT_CAP  # the `weighted` arm's largest positive weight
     weights: str | None = None
     device: str = "auto"
     amp: str = "auto"  # bf16 autocast: auto = on for CUDA and for CPUs with bf16 matrix units
@@ -52,13 +55,18 @@ class TrainConfig:
 
     def check(self) -> "TrainConfig":
         check_frac(self.frac)
-        for name, value, allowed in (("--aug", self.aug, AUGMENTATIONS), ("--optimizer", self.optimizer, OPTIMIZERS),
+        for name, value, allowed in (("--aug", self.aug, arms.ARMS), ("--optimizer", self.optimizer, OPTIMIZERS),
                                      ("--amp", self.amp, ("auto", "on", "off"))):
             if value not in allowed:
                 raise ChexbalError(f"{name} must be one of {', '.join(allowed)}, not {value!r}", 2)
         if not (self.lr > 0 and self.batch_size >= 2 and self.epochs >= 1):
             raise ChexbalError("--lr must be positive, --batch-size at least 2 and --epochs at least 1", 2)
+        if not self.pos_weight_cap >= 1:
+            raise ChexbalError(f"--pos-weight-cap must be at least 1, not {self.pos_weight_cap:g}", 2)
         return self
+
+    def splitting_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
     def default_run_dir(self) -> Path:
         name = f"lr{self.lr:g}-bs{self.batch_size}-{self.optimizer}-seed{self.seed}"
@@ -66,7 +74,8 @@ class TrainConfig:
 
 
 # What must agree between an interrupted run and its resumption.
-RESUME_KEYS = ("frac", "aug", "lr", "batch_size", "optimizer", "seed", "weights", "dataset", "amp")
+RESUME_KEYS = ("frac", "aug", "lr", "batch_size", "optimizer", "seed", "split_seed", "pos_weight_cap",
+               "weights", "dataset", "amp")
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
@@ -79,11 +88,13 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     quiet = quiet or not ranks.main
     use_amp = amp_enabled(cfg.amp, device)
     data = load_data(cfg, device)
+    weights = loss_weights(cfg, data)
+    pos_weight = torch.tensor([weights[n] for n in PATHOLOGIES], device=device) if weights else None
     torch.manual_seed(cfg.seed)
     model, init_note = classifier.build(cfg.weights, quiet=quiet)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    start, best, history = begin(run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data, ranks)
+    start, best, history = begin(run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data, ranks, weights)
     model = distributed.wrap(model, ranks, device)
     if cfg.compile:
         model = torch.compile(model)
@@ -91,7 +102,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         with bar(disable=quiet) as progress:
             task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
             for epoch in range(start, cfg.epochs):
-                seconds, train_loss = train_epoch(model, optimizer, data["train"], cfg, epoch, use_amp, device, ranks)
+                seconds, train_loss = train_epoch(model, optimizer, data["train"], cfg, epoch, use_amp, device, ranks, pos_weight)
                 val_loss, val_probs = predict(model, data["val"], cfg.batch_size * 2, use_amp, ranks)
                 row = epoch_row(epoch, train_loss, val_loss, val_probs, data, seconds)
                 history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
@@ -122,27 +133,36 @@ def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndar
 def load_data(cfg: TrainConfig, device: torch.device) -> dict[str, dict]:
     """Train, validation and test splits as uint8 images and float labels on `device`.
 
-    Validation and test are real images only; the generated set joins the training split alone.
+    Validation and test are real images of the regimen only; an arm's extra images (generated, or
+    real repeats and outside rows) join the training split alone. `data["extra"]` says what they are.
     """
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     subset = read_subset(folder, cfg.frac)
-    train_rows, val_rows = train_val_split(subset[subset["split"] == "pool"], cfg.seed)
+    train_rows, val_rows = train_val_split(subset[subset["split"] == "pool"], cfg.splitting_seed())
     test_rows = subset[subset["split"] == "test"]
     images = load_images(folder, subset)
     position = pd.Series(np.arange(len(subset)), index=subset["index"].to_numpy())
     split = {}
     for name, rows in (("train", train_rows), ("val", val_rows), ("test", test_rows)):
         split[name] = {"x": images[position[rows["index"]].to_numpy()], "y": label_matrix(rows), "rows": rows}
-    if cfg.aug == "gan":
-        fake_images, fake_labels = synthetic.load(folder, cfg.frac)
-        if fake_images.shape[1:] != images.shape[1:]:
-            raise ChexbalError(f"the generated set holds {fake_images.shape[1]} px images, the dataset {images.shape[1]} px")
-        split["train"]["x"] = np.concatenate([split["train"]["x"], fake_images])
-        split["train"]["y"] = np.concatenate([split["train"]["y"], label_matrix(fake_labels)])
-    for part in split.values():
-        part["x"] = torch.from_numpy(np.ascontiguousarray(part["x"])).to(device)
-        part["y"] = torch.from_numpy(part["y"]).to(device)
+    extra = arms.extra_images(cfg.aug, folder, cfg.frac, subset, train_rows, cfg.splitting_seed())
+    if extra is not None:
+        if extra.images.shape[1:] != images.shape[1:]:
+            raise ChexbalError(f"the extra images are {extra.images.shape[1]} px, the dataset's {images.shape[1]} px")
+        split["train"]["x"] = np.concatenate([split["train"]["x"], extra.images])
+        split["train"]["y"] = np.concatenate([split["train"]["y"], extra.labels])
+    for name in ("train", "val", "test"):
+        split[name]["x"] = torch.from_numpy(np.ascontiguousarray(split[name]["x"])).to(device)
+        split[name]["y"] = torch.from_numpy(split[name]["y"]).to(device)
+    split["extra"] = extra
     return split
+
+
+def loss_weights(cfg: TrainConfig, data) -> dict[str, float] | None:
+    """The `weighted` arm's positive weight per class, from the real training rows."""
+    if cfg.aug != "weighted":
+        return None
+    return arms.positive_weights(label_matrix(data["train"]["rows"]), cfg.pos_weight_cap)
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -152,15 +172,16 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
 
 
 def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: bool, device,
-                ranks: distributed.Ranks = distributed.SINGLE) -> tuple[float, float]:
+                ranks: distributed.Ranks = distributed.SINGLE, pos_weight: torch.Tensor | None = None) -> tuple[float, float]:
     """One pass over the training split in a seeded order (each rank its shard); returns
-    (seconds, mean loss over all ranks)."""
+    (seconds, mean loss over all ranks). `pos_weight` (14,) weighs each class's positives."""
     model.train()
-    generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # same order after a resume
+    generator = stream(cfg.seed, epoch)  # same order after a resume
     order = torch.randperm(len(part["y"]), generator=generator)
     flips = torch.rand(len(order), 2, generator=generator) < 0.5
+    affine = torch.rand(len(order), 4, generator=generator) if cfg.aug == "affine" else torch.zeros(len(order), 4)
     mine = distributed.shard(torch.arange(len(order)), ranks)
-    order, flips = order[mine].to(device), flips[mine].to(device)
+    order, flips, affine = order[mine].to(device), flips[mine].to(device), affine[mine].to(device)
     batch_size = cfg.batch_size // ranks.world
     total, count = torch.zeros((), device=device), torch.zeros((), device=device)
     timer = Timer(device)
@@ -169,9 +190,11 @@ def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: b
         if len(batch) < 2:  # BatchNorm cannot train on a single image
             continue
         x = to_input(part["x"][batch], flips[i:i + len(batch)] if cfg.aug == "standard" else None)
+        if cfg.aug == "affine":
+            x = random_affine(x, affine[i:i + len(batch)], **arms.AFFINE)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), part["y"][batch])
+        loss = F.binary_cross_entropy_with_logits(logits.float(), part["y"][batch], pos_weight=pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -217,18 +240,15 @@ def predict(model, part, batch_size: int, use_amp: bool, ranks: distributed.Rank
     return loss, torch.sigmoid(logits).cpu().numpy()
 
 
-def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, use_amp: bool, device, data, ranks):
+def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, use_amp: bool, device, data, ranks,
+          weights: dict[str, float] | None = None):
     """Start a new run folder (rank 0 writes it), or restore the last checkpoint of an interrupted one."""
     last = run_dir / "last.pt"
     if not resume:
         if last.exists():
             raise ChexbalError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
         if ranks.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config = {**dataclasses.asdict(cfg), "amp_enabled": use_amp, "device_used": str(device), "init": init_note,
-                      "train_images": len(data["train"]["y"]), "val_images": len(data["val"]["y"]),
-                      "test_images": len(data["test"]["y"]), "threads": torch.get_num_threads(), "processes": ranks.world}
-            store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
+            write_run_files(run_dir, cfg, data, use_amp, device, init_note, ranks, weights)
         distributed.barrier(ranks)
         return 0, float("nan"), pd.DataFrame()
     saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device)
@@ -236,6 +256,23 @@ def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, us
     optimizer.load_state_dict(saved["optimizer"])
     history = pd.read_csv(run_dir / "history.csv")
     return saved["epoch"], saved["best_val_auc"], history[history["epoch"] <= saved["epoch"]]
+
+
+def write_run_files(run_dir: Path, cfg, data, use_amp: bool, device, init_note: str, ranks, weights) -> None:
+    """config.json (settings, what the extra images are, loss weights), split.csv (the real rows and
+    their split) and, for arms adding real rows, extra-rows.csv: enough to audit the run from files."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    extra = data["extra"]
+    config = {**dataclasses.asdict(cfg), "split_seed_used": cfg.splitting_seed(), "amp_enabled": use_amp,
+              "device_used": str(device), "init": init_note, "train_images": len(data["train"]["y"]),
+              "val_images": len(data["val"]["y"]), "test_images": len(data["test"]["y"]),
+              "extra_images": extra.record if extra else None, "pos_weight": weights,
+              "threads": torch.get_num_threads(), "processes": ranks.world}
+    store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
+    split = pd.concat([data[name]["rows"][["index", "patient"]].assign(split=name) for name in ("train", "val")])
+    store.write_atomic(run_dir / "split.csv", split.to_csv(index=False))
+    if extra is not None and extra.rows is not None:
+        store.write_atomic(run_dir / "extra-rows.csv", extra.rows.to_csv(index=False))
 
 
 def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float, ranks) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from chexbal import store
 from chexbal.prepare import prepare
-from chexbal.labels import PATHOLOGIES
+from chexbal.labels import PATHOLOGIES, TARGETS
 
 # Several aspect ratios, as in CheXpert (portrait, landscape, square).
 SHAPES = [(320, 390), (390, 320), (300, 300)]
@@ -59,14 +59,18 @@ def small_blocks(monkeypatch):
 PLANTED = "Fracture"
 
 
-def make_planted(root, n_patients=240, seed=0):
+def make_planted(root, n_patients=240, seed=0, target_rate=None):
     """A CheXpert-format folder where only PLANTED has a visible sign (a bright top-left square);
-    every other label is random, so only PLANTED can be learned."""
+    every other label is random, so only PLANTED can be learned. `target_rate`: the three targets
+    are positive at this rate instead of half the time (rare findings, as in CheXpert)."""
     rng = np.random.default_rng(seed)
     rows = []
+    targets = [PATHOLOGIES.index(t) for t in TARGETS]
     for p in range(1, n_patients + 1):
         rel = f"train/patient{p:05d}/study1/view1_frontal.jpg"
         labels = rng.choice([1.0, 0.0], size=len(PATHOLOGIES))
+        if target_rate is not None:
+            labels[targets] = rng.random(len(targets)) < target_rate
         pixels = rng.integers(60, 100, (48, 48)).astype(np.uint8)
         if labels[PATHOLOGIES.index(PLANTED)] == 1:
             pixels[4:20, 4:20] = 230
@@ -82,4 +86,14 @@ def planted(tmp_path_factory):
     base = tmp_path_factory.mktemp("planted")
     root = make_planted(base / "CheXpert-v1.0-small")
     prepare("chexpert", root, 1.0, 32, data_dir=base / "data", dataset="planted", workers=1, quiet=True)
+    return base
+
+
+@pytest.fixture(scope="session")
+def rare(tmp_path_factory):
+    """The planted data with rare targets (8%), prepared at regimens 0.5 and 1."""
+    base = tmp_path_factory.mktemp("rare")
+    root = make_planted(base / "CheXpert-v1.0-small", n_patients=300, target_rate=0.08)
+    for frac in (1.0, 0.5):
+        prepare("chexpert", root, frac, 32, data_dir=base / "data", dataset="rare", workers=1, quiet=True)
     return base

@@ -152,7 +152,7 @@ def test_generate_writes_the_plan_and_resumes(small, monkeypatch):
     checkpoint = small / "gan" / "generator.pt"
     monkeypatch.setattr(generate_module.store, "BLOCK", 8)
     where = generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
-    images, labels = synthetic.load(folder, 1.0)
+    images, labels, _ = synthetic.load(folder, 1.0)
     first = images.copy()
     assert len(images) == len(labels) > 0 and images.dtype == np.uint8 and images.shape[1:] == (32, 32)
     assert set(labels["target"]) <= set(TARGETS) and list(labels.columns[2:]) == list(PATHOLOGIES)
@@ -176,7 +176,7 @@ def test_generate_writes_the_plan_and_resumes(small, monkeypatch):
         synthetic.load(folder, 1.0)
     monkeypatch.setattr(generate_module, "render_block", real)
     generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
-    resumed, _ = synthetic.load(folder, 1.0)
+    resumed, _, _ = synthetic.load(folder, 1.0)
     np.testing.assert_array_equal(resumed, first)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -82,6 +83,7 @@ def test_generated_images_reach_training_only(planted):
     store.write_block(images, 0, np.full((40, 32, 32), 255, np.uint8))
     store.mark_complete(images, 40)
     store.write_atomic(where / "labels.csv", labels.to_csv(index=False))
+    store.write_atomic(where / "provenance.json", json.dumps({"split_seed": 0, "checkpoint_sha256": "test"}))
     plain = load_data(config(planted, aug="none"), torch.device("cpu"))
     gan = load_data(config(planted, aug="gan"), torch.device("cpu"))
     assert len(gan["train"]["x"]) == len(plain["train"]["x"]) + 40
@@ -98,7 +100,7 @@ def invoke(*args):
 def test_bad_options_are_one_line(planted, tmp_path):
     common = ["--data-dir", planted / "data", "--dataset", "planted", "--frac", "1", "--run-dir", tmp_path / "r"]
     code, out = invoke("train", "--aug", "mixup", *common)
-    assert code == 2 and out == "error: --aug must be one of none, standard, gan, not 'mixup'"
+    assert code == 2 and out == "error: --aug must be one of none, standard, affine, weighted, oversample, gan, gan-regimen, real-extra, not 'mixup'"
     prepare("chexpert", planted / "CheXpert-v1.0-small", 0.5, 32, data_dir=planted / "data", dataset="planted", workers=1, quiet=True)
     code, out = invoke("train", "--aug", "gan", "--data-dir", planted / "data", "--dataset", "planted", "--frac", "0.5")
     assert code == 1 and "run `chexbal generate --frac 0.5` first" in out and "Traceback" not in out
@@ -108,19 +110,26 @@ def test_bad_options_are_one_line(planted, tmp_path):
     assert code == 1 and "is not a DenseNet-121 checkpoint" in out and len(out.splitlines()) == 1
 
 
-def test_sweep_skips_finished_runs_and_picks_the_best_validation_auc(planted, monkeypatch, tmp_path):
+def test_sweep_keeps_a_pick_per_seed_skips_finished_runs_and_refuses_other_settings(planted, monkeypatch, tmp_path):
     from chexbal import sweep as sweep_module
 
     monkeypatch.chdir(tmp_path)  # default run folders land under ./runs
     base = config(planted, epochs=1, run_dir=None)
-    configs = sweep_module.grid(base, lrs=[1e-3, 1e-2], batch_sizes=[16], optimizers=["adam"])
-    selection = json.loads(sweep_module.sweep(configs).read_text())
-    best = max(selection["candidates"], key=lambda c: c["val_mean_auc"])
-    assert selection["selected"] == best and len(selection["candidates"]) == 2
+    configs = sweep_module.grid(base, lrs=[1e-3, 1e-2], batch_sizes=[16], optimizers=["adam"], seeds=[0, 1])
+    paths = sweep_module.sweep(configs)
+    assert [p.name for p in paths] == ["selected-seed0.json", "selected-seed1.json"]
+    for seed, path in enumerate(paths):
+        selection = json.loads(path.read_text())
+        best = max(selection["candidates"], key=lambda c: c["val_mean_auc"])
+        assert selection["selected"] == best and len(selection["candidates"]) == 2
+        assert all(c["run"].endswith(f"seed{seed}") for c in selection["candidates"])
     calls = []
     monkeypatch.setattr(sweep_module, "train", lambda *a, **k: calls.append(a))
     sweep_module.sweep(configs)
     assert calls == [], "a finished run was trained again"
+    longer = sweep_module.grid(dataclasses.replace(base, epochs=2), lrs=[1e-3], batch_sizes=[16], optimizers=["adam"])
+    with pytest.raises(ChexbalError, match=r"holds a finished run with other settings \(epochs\)"):
+        sweep_module.sweep(longer)
 
 
 def test_torchrun_with_two_processes_matches_one(planted, tmp_path):

@@ -1,11 +1,13 @@
-"""`chexbal train-gan`: train the label-conditioned GAN on a prepared dataset's pool.
+"""`chexbal train-gan`: train the label-conditioned GAN on one regimen's training rows.
 
 Hinge loss, spectral norm and a projection discriminator, an auxiliary label classifier trained on
 real images beside it (AC-GAN; `--negatives` also teaches it to deny chosen findings on generated
 images), DiffAugment on real and fake alike, Adam with beta1 = 0 for G and D (as in SNGAN/BigGAN),
 batches that oversample the rare target findings, and an exponential moving average of the
-generator, which is what gets sampled and shipped. The training rows are pool rows only; a
-dataset whose test patients would be seen is refused. One run folder holds options.json, losses.csv,
+generator, which is what gets sampled and shipped. The training rows are exactly the rows
+`chexbal train --frac F` trains on with the same split seed: never a validation or test patient, so
+a generator made for the `gan-regimen` arm saw no more than the classifier it helps. One run folder
+holds options.json, training-rows.csv (`index`, `patient`), generator.json (what it saw), losses.csv,
 sample grids (one row per target finding), last.pt (everything needed to resume) and generator.pt (the
 EMA generator and the config that rebuilds it; state_dicts only, no pickled code).
 """
@@ -28,6 +30,8 @@ from ..dataset import DEFAULT_DATASET, load_images, locate, read_index, read_sub
 from ..errors import ChexbalError
 from ..labels import PATHOLOGIES, TARGETS, label_matrix
 from ..progress import bar
+from ..seeds import stream
+from ..splits import train_val_split
 from ..checkpoint import load_for_resume, save
 from ..devices import pick_device
 from .augment import diff_augment
@@ -49,6 +53,7 @@ class GanConfig:
     negatives_from: int = 0  # ... from this step on
     target_share: float = 0.5  # of each batch, rows drawn positive for a target (see BalancedRows)
     seed: int = 0
+    split_seed: int = 0  # the train/validation split whose training rows the GAN learns from
     sample_every: int = 500
     checkpoint_every: int = 250
     device: str = "auto"
@@ -61,11 +66,12 @@ class GanConfig:
 
 
 RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "classifier_lr", "negatives",
-               "negatives_from", "target_share", "seed", "dataset")
+               "negatives_from", "target_share", "seed", "split_seed", "dataset")
 
 
-def training_pool(folder: Path, frac: float) -> pd.DataFrame:
-    """The regimen's pool rows, checked to share no patient with the test set."""
+def training_rows(folder: Path, frac: float, split_seed: int) -> pd.DataFrame:
+    """The regimen's training rows (its pool minus the validation patients of `split_seed`), checked
+    to share no patient with the test set."""
     index = read_index(folder)
     test_patients = set(index.loc[index["split"] == "test", "patient"])
     if not test_patients:
@@ -74,13 +80,14 @@ def training_pool(folder: Path, frac: float) -> pd.DataFrame:
     pool = subset[subset["split"] == "pool"]
     if pool["patient"].isin(test_patients).any():
         raise ChexbalError(f"{folder.name}'s regimen {frac:g} holds test patients: refusing to train the GAN on them")
-    return pool
+    return train_val_split(pool, split_seed)[0]
 
 
 def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path:
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     device = pick_device(cfg.device)
-    pool = training_pool(folder, cfg.frac)
+    pool = training_rows(folder, cfg.frac, cfg.split_seed)
+    seen = trained_on(cfg, pool)
     images = torch.from_numpy(load_images(folder, pool)).to(device)
     labels = torch.from_numpy(label_matrix(pool)).to(device)
     size = images.shape[-1]
@@ -98,7 +105,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
     nets = {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
-    start, losses = begin(run_dir, cfg, nets, resume, device, size, len(pool))
+    start, losses = begin(run_dir, cfg, nets, resume, device, size, pool)
     fixed = sample_conditions(pool, cfg.z_dim)
     rows = BalancedRows(pool, cfg.target_share)
     denied = [PATHOLOGIES.index(name) for name in cfg.negatives]
@@ -106,7 +113,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     with bar(disable=quiet) as progress:
         task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
         for step in range(start, cfg.steps):
-            rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumable: one stream per step
+            rng = stream(cfg.seed, step)  # resumable: one stream per step
             d_loss, c_loss, g_loss = train_step(nets, images, labels, rows, cfg, rng, denied if step >= cfg.negatives_from else [])
             update_ema(G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
             if step % 50 == 0 or step == cfg.steps - 1:
@@ -116,7 +123,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
             if done % cfg.sample_every == 0 or done == cfg.steps:
                 write_samples(G_ema, fixed, run_dir / "samples" / f"step-{done:06d}.png")
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                checkpoint(run_dir, cfg, nets, done, size, losses)
+                checkpoint(run_dir, cfg, nets, done, size, losses, seen)
             progress.update(task, advance=1)
     return run_dir
 
@@ -223,30 +230,39 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
     tmp.replace(path)
 
 
-def generator_config(cfg: GanConfig, size: int, steps: int) -> dict:
+def trained_on(cfg: GanConfig, rows: pd.DataFrame) -> dict:
+    """What a generator saw, recorded in its checkpoint and generator.json."""
+    return {"dataset": cfg.dataset, "frac": cfg.frac, "split_seed": cfg.split_seed, "rows": len(rows),
+            "patients": int(rows["patient"].nunique()), "validation_patients_excluded": True}
+
+
+def generator_config(cfg: GanConfig, size: int, steps: int, seen: dict) -> dict:
     return {"size": size, "z_dim": cfg.z_dim, "base": cfg.base, "labels": list(PATHOLOGIES),
-            "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed,
+            "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed, "trained_on": seen,
             "aux_weight": cfg.aux_weight, "classifier_lr": cfg.classifier_lr,
             "negatives": list(cfg.negatives), "negatives_from": cfg.negatives_from, "target_share": cfg.target_share}
 
 
-def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict]) -> None:
+def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict], seen: dict) -> None:
     state = {k: v.state_dict() for k, v in nets.items()}
     save({**state, "step": step, "config": dataclasses.asdict(cfg)}, run_dir / "last.pt")
     # The shipped file: EMA weights in half precision (a few MB), rebuilt from its config alone.
     weights = {k: v.half() if v.is_floating_point() else v for k, v in nets["G_ema"].state_dict().items()}
-    save({"generator": weights, "config": generator_config(cfg, size, step)}, run_dir / "generator.pt")
+    save({"generator": weights, "config": generator_config(cfg, size, step, seen)}, run_dir / "generator.pt")
+    card = {**seen, "steps": step, "sha256": store.sha256(run_dir / "generator.pt")}
+    store.write_atomic(run_dir / "generator.json", json.dumps(card, indent=2))
     store.write_atomic(run_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
 
 
-def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, n_images: int):
+def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, rows: pd.DataFrame):
     last = run_dir / "last.pt"
     if not resume:
         if last.exists():
             raise ChexbalError(f"{run_dir} already holds a GAN run: pass --resume to continue it, or choose another --run-dir")
         run_dir.mkdir(parents=True, exist_ok=True)
-        options = {**dataclasses.asdict(cfg), "size": size, "train_images": n_images, "device_used": str(device)}
+        options = {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)}
         store.write_atomic(run_dir / "options.json", json.dumps(options, indent=2))
+        store.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
         return 0, []
     saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device, parts=tuple(nets))
     try:
