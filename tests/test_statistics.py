@@ -1,0 +1,144 @@
+"""The statistics behind the report, each against a reference: brute force, a textbook example, or a
+simulation whose answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from chexbal.evaluate import (bootstrap_aucs, confidence_interval, delong, format_p, holm, resample_weights,
+                              weighted_aucs)
+from chexbal.stats import SeedBootstrap
+
+
+def clustered_case(n_patients=150, seed=0):
+    """About three images per patient; a patient's images share its label and a patient effect."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 6, n_patients)
+    patients = np.repeat(np.arange(n_patients), sizes)
+    sick = rng.random(n_patients) < 0.25
+    effect = rng.normal(0, 1, n_patients)
+    y = sick[patients]
+    a = y * 1.0 + effect[patients] + rng.normal(0, 0.5, len(y))
+    b = y * 1.3 + effect[patients] + rng.normal(0, 0.5, len(y))
+    return y, a, b, patients
+
+
+def brute_force_obuchowski_se(y, a, b, clusters):
+    """Obuchowski (1997) written out with explicit loops over clusters and image pairs."""
+    clusters = np.asarray(clusters)
+    ids = sorted(set(clusters))
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    m, n = len(pos), len(neg)
+
+    def psi(s):
+        return (s[pos][:, None] > s[neg][None, :]) + 0.5 * (s[pos][:, None] == s[neg][None, :])
+
+    parts = []
+    for s in (a, b):
+        kernel = psi(s)
+        auc = kernel.mean()
+        v10, v01 = kernel.mean(axis=1), kernel.mean(axis=0)
+        c10 = np.array([sum(v10[j] - auc for j, i in enumerate(pos) if clusters[i] == c) for c in ids])
+        c01 = np.array([sum(v01[k] - auc for k, i in enumerate(neg) if clusters[i] == c) for c in ids])
+        parts.append((c10, c01))
+    i10 = len({clusters[i] for i in pos})
+    i01 = len({clusters[i] for i in neg})
+    k = len(ids)
+
+    def cov(u, v):
+        s10 = i10 / ((i10 - 1) * m) * (u[0] @ v[0])
+        s01 = i01 / ((i01 - 1) * n) * (u[1] @ v[1])
+        s11 = k / (k - 1) * (u[0] @ v[1] + v[0] @ u[1])
+        return s10 / m + s01 / n + s11 / (m * n)
+
+    return math.sqrt(cov(parts[0], parts[0]) + cov(parts[1], parts[1]) - 2 * cov(parts[0], parts[1]))
+
+
+def test_clustered_delong_matches_a_brute_force_obuchowski():
+    y, a, b, patients = clustered_case(n_patients=40)
+    a = np.round(a, 1)  # ties count half
+    result = delong(y, a, b, patients)
+    assert result["se"] == pytest.approx(brute_force_obuchowski_se(y, a, b, patients), rel=1e-9)
+    assert result["auc_a"] == pytest.approx(roc_auc_score(y, a)) and result["auc_b"] == pytest.approx(roc_auc_score(y, b))
+    # One image per cluster: Obuchowski's variance is DeLong's.
+    assert delong(y, a, b, np.arange(len(y)))["se"] == pytest.approx(delong(y, a, b)["se"], rel=1e-9)
+
+
+def test_weighted_auc_is_sklearn_on_repeated_images():
+    rng = np.random.default_rng(3)
+    y, a, _, _ = clustered_case(n_patients=30)
+    a = np.round(a, 1)
+    weights = rng.integers(0, 4, (5, len(y))).astype(np.float32)
+    for row, auc in zip(weights, weighted_aucs(y, a, weights)):
+        keep = row.astype(int)
+        assert auc == pytest.approx(roc_auc_score(np.repeat(y, keep), np.repeat(a, keep)))
+
+
+def test_patient_resampling_keeps_whole_patients_and_the_number_of_positive_patients():
+    y, _, _, patients = clustered_case()
+    weights = resample_weights(y, 50, 0, patients)
+    for row in weights:  # every image of a patient weighs the same
+        for p in np.unique(patients):
+            assert len(set(row[patients == p])) == 1
+    positive_patients = np.unique(patients[y])
+    drawn = weights[:, np.searchsorted(patients, positive_patients)].sum(axis=1)
+    assert (drawn == len(positive_patients)).all()
+
+
+def test_duplicating_every_image_leaves_the_clustered_interval_and_shrinks_the_image_level_one():
+    y, a, b, patients = clustered_case()
+    twice = [np.concatenate([v, v]) for v in (y, a, b, patients)]
+    clustered = confidence_interval(bootstrap_aucs(y, [a], 400, 0, patients)[0])
+    clustered_twice = confidence_interval(bootstrap_aucs(twice[0], [twice[1]], 400, 0, twice[3])[0])
+    assert clustered_twice == pytest.approx(clustered, abs=1e-9)
+    images = confidence_interval(bootstrap_aucs(y, [a], 400, 0)[0])
+    images_twice = confidence_interval(bootstrap_aucs(twice[0], [twice[1]], 400, 0)[0])
+    assert images_twice[1] - images_twice[0] < 0.85 * (images[1] - images[0])
+    assert delong(*twice[:3], twice[3])["se"] == pytest.approx(delong(y, a, b, patients)["se"], rel=1e-9)
+    assert delong(*twice[:3])["se"] < 0.8 * delong(y, a, b)["se"]
+
+
+def test_holm_on_a_known_example_and_nan_stays_out():
+    adjusted = holm([0.01, 0.04, 0.03, 0.005, float("nan")])
+    np.testing.assert_allclose(adjusted[:4], [0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(adjusted[4])
+
+
+def test_delong_with_fewer_than_two_positives_is_undefined_not_significant():
+    y = np.array([1, 0, 0, 0, 0], bool)
+    result = delong(y, np.arange(5.0), np.arange(5.0)[::-1])
+    assert math.isnan(result["p"]) and math.isnan(result["se"])
+    assert format_p(result["p"]) == "—" and format_p(0.0004) == "<0.001" and format_p(0.0312) == "0.031"
+
+
+def simulated_seeds(effect, n_seeds, rng, n_patients=200):
+    """Test predictions of two arms over seeds: each seed's run has its own quality (a seed effect)."""
+    y, _, _, patients = clustered_case(n_patients, seed=int(rng.integers(1000)))
+    noise = rng.normal(0, 1, len(y))
+    scores = {}
+    for arm, gain in (("none", 0.0), ("other", effect)):
+        scores[arm] = {s: y * (1.0 + gain + rng.normal(0, 0.15)) + noise + rng.normal(0, 0.8, len(y))
+                       for s in range(n_seeds)}
+    return y, patients, scores
+
+
+def test_seed_aggregation_finds_a_real_difference():
+    y, patients, scores = simulated_seeds(0.6, 5, np.random.default_rng(0))
+    bootstrap = SeedBootstrap(y, patients, scores, n_boot=400)
+    comparison = bootstrap.compare("other", "none")
+    assert comparison.diff > 0 and comparison.ci[0] > 0 and comparison.p < 0.05
+    result = bootstrap.arm("other")
+    assert result.ci[0] < result.mean < result.ci[1] and result.seeds == list(range(5))
+
+
+def test_seed_aggregation_without_a_difference_is_rarely_significant():
+    rng = np.random.default_rng(1)
+    significant = []
+    for _ in range(40):
+        y, patients, scores = simulated_seeds(0.0, 5, rng, n_patients=120)
+        significant.append(SeedBootstrap(y, patients, scores, n_boot=200).compare("other", "none").p < 0.05)
+    assert np.mean(significant) <= 0.15, np.mean(significant)
