@@ -89,7 +89,7 @@ def trained_on(config: dict) -> dict:
     """What a generator saw. Generators written before chexbal recorded it (the shipped one among
     them) trained on every pool row of their regimen, validation patients included."""
     return config.get("trained_on") or {"dataset": config.get("dataset"), "frac": config.get("frac"), "split_seed": None,
-                                        "rows": "every pool row of the regimen", "validation_patients_excluded": False}
+                                        "rows": "all pool rows", "validation_patients_excluded": False}
 
 
 def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device,

@@ -59,7 +59,8 @@ class TagBalance(HTMLParser):
 
 def test_report_files_and_self_contained_html(study):
     _, folder = study
-    assert {"report.md", "report.html", "samples.png", "learning-curves.png", "cams.png", "table2.csv"} <= {p.name for p in folder.iterdir()}
+    assert {"report.md", "report.html", "samples.png", "learning-curves.png", "cams.png", "forest.png", "table2.csv",
+            "comparisons.csv"} <= {p.name for p in folder.iterdir()}
     page = (folder / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
     parser = TagBalance()
@@ -67,7 +68,8 @@ def test_report_files_and_self_contained_html(study):
     assert parser.errors == [] and parser.stack == []
     assert parser.sources and all(s.startswith("data:image/png;base64,") for s in parser.sources), "HTML refers to outside files"
     markdown = (folder / "report.md").read_text()
-    for heading in ("Table 1", "Table 2", "Samples", "Learning curves", "Class activation maps", "GAN quality", "Provenance"):
+    for heading in ("The answer", "Table 1", "Table 2", "Comparisons", "Validation positives", "Samples", "Learning curves",
+                    "Class activation maps", "GAN quality", "sensitivity to uncertain labels", "each seed's run", "Provenance"):
         assert heading in markdown
     assert "— (not run)" not in markdown.split("## Appendix")[0], "an arm that ran is reported as missing"
 
@@ -79,7 +81,10 @@ def test_table2_cis_contain_their_estimates_and_name_the_classes(study):
     assert ((table["ci_low"] <= table["auc"]) & (table["auc"] <= table["ci_high"])).all()
     planted_none = table[(table["class"] == PLANTED) & (table["arm"] == "none")]["auc"].item()
     assert planted_none > table[(table["class"] != PLANTED) & (table["arm"] == "none")]["auc"].max()
-    assert table.loc[table["arm"] == "none", "p"].isna().all() and table.loc[table["arm"] != "none", "p"].notna().all()
+    comparisons = pd.read_csv(folder / "comparisons.csv")
+    assert set(comparisons["arm"]) == {"standard", "gan"} and set(comparisons["against"]) == {"none"}
+    assert ((comparisons["p"] <= comparisons["p_holm"]) & (comparisons["p_holm"] <= 1)).all()
+    assert set(comparisons["verdict"]) <= {"helps", "hurts", "no detectable difference"}
 
 
 def test_gan_eval_writes_each_generated_image_with_its_conditions_and_scores(study):
