@@ -7,13 +7,13 @@ CHEXBAL := $(BIN)/chexbal
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 DEMO_FRAC ?= 0.01
 DEMO_EPOCHS ?= 10
-DEMO_RUN := --lr 0.001 --batch-size 32 --optimizer adam --epochs $(DEMO_EPOCHS)
+DEMO_RUN := --lr 0.001 --batch-size 32 --optimizer adam --epochs $(DEMO_EPOCHS) --split-seed 0
 GAN_STEPS ?= 5250
 DATA ?=
 FRACS ?= 0.01 0.1 0.5 1
 REAL := chexpert-224
 
-.PHONY: help install test demo generator reproduce bench clean-runs
+.PHONY: help install lint test test-fast demo experiment generator reproduce bench clean-runs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,16 +26,29 @@ $(CHEXBAL): pyproject.toml
 
 install: $(CHEXBAL)  ## create .venv and install chexbal with its test tools
 
-test: install  ## run the test suite
+lint: install  ## ruff: lint and formatting check (CI runs it before the tests)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install  ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-demo: install  ## the main job: phantom data, shipped generator, none/standard/GAN at 1%, report
+test-fast: install  ## the tests without the slow ones (network training): use while developing
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: install  ## the main job: phantom data, shipped generator, none/standard/oversample/GAN at 1%, report
 	$(CHEXBAL) prepare --frac $(DEMO_FRAC)
 	$(CHEXBAL) generate --frac $(DEMO_FRAC)
-	for aug in none standard gan; do $(CHEXBAL) sweep --frac $(DEMO_FRAC) --aug $$aug $(DEMO_RUN) || exit 1; done
+	for aug in none standard oversample gan; do $(CHEXBAL) sweep --frac $(DEMO_FRAC) --aug $$aug $(DEMO_RUN) || exit 1; done
 	$(CHEXBAL) gan-eval --n 1000 --classifier runs/phantom-64/frac-$(DEMO_FRAC)/none/lr0.001-bs32-adam-seed0
 	$(CHEXBAL) report --name demo
 	@echo "report: $(CURDIR)/reports/demo/report.html"
+
+experiment: install  ## the fair phantom experiment: every arm at 1% (5 seeds) and 10%, resumable; publishes docs/experiment/
+	$(BIN)/python scripts/experiment.py
+	$(CHEXBAL) report --name experiment
+	rm -rf docs/experiment && mkdir -p docs/experiment
+	cp reports/experiment/*.md reports/experiment/*.html reports/experiment/*.png reports/experiment/*.csv runs/experiment/stages.csv docs/experiment/
 
 generator: install  ## retrain the shipped phantom generator (this 2-core CPU: about 90 min)
 	$(CHEXBAL) prepare --frac 1

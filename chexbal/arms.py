@@ -49,8 +49,9 @@ class Extra:
     rows: pd.DataFrame | None = None  # real extra rows: `index`, `patient`, `target`
 
 
-def extra_images(arm: str, folder: Path, frac: float, subset: pd.DataFrame, train_rows: pd.DataFrame,
-                 split_seed: int) -> Extra | None:
+def extra_images(
+    arm: str, folder: Path, frac: float, subset: pd.DataFrame, train_rows: pd.DataFrame, split_seed: int
+) -> Extra | None:
     """The arm's extra training images, or None for an arm that adds none."""
     if arm in GENERATED:
         return generated(folder, frac, GENERATED[arm], split_seed)
@@ -62,8 +63,13 @@ def extra_images(arm: str, folder: Path, frac: float, subset: pd.DataFrame, trai
     else:
         return None
     counts = rows["target"].value_counts().reindex(list(TARGETS), fill_value=0)
-    record = {"kind": arm, "images": len(rows), "per_target": {t: int(counts[t]) for t in TARGETS},
-              "patients": int(rows["patient"].nunique()), "rows_file": "extra-rows.csv"}
+    record = {
+        "kind": arm,
+        "images": len(rows),
+        "per_target": {t: int(counts[t]) for t in TARGETS},
+        "patients": int(rows["patient"].nunique()),
+        "rows_file": "extra-rows.csv",
+    }
     return Extra(load_images(folder, rows), label_matrix(rows), record, rows[["index", "patient", "target"]])
 
 
@@ -75,8 +81,9 @@ def oversample_rows(train_rows: pd.DataFrame, split_seed: int) -> pd.DataFrame:
     return picked.assign(target=plan.vectors["target"].to_numpy()).reset_index(drop=True)
 
 
-def real_extra_rows(index: pd.DataFrame, subset: pd.DataFrame, train_rows: pd.DataFrame, frac: float,
-                    split_seed: int) -> pd.DataFrame:
+def real_extra_rows(
+    index: pd.DataFrame, subset: pd.DataFrame, train_rows: pd.DataFrame, frac: float, split_seed: int
+) -> pd.DataFrame:
     """The plan's count per target, as real positives of pool patients outside the regimen (drawn
     without replacement where there are enough)."""
     plan = make_plan(train_rows, SHARE, split_seed)
@@ -99,8 +106,9 @@ def check_prepared(folder: Path, rows: pd.DataFrame, frac: float) -> None:
     needed = int(rows["index"].max()) + 1 if len(rows) else 0
     written = store.open_complete(folder / "images.zarr", 0).attrs.get("complete_rows", 0)
     if written < needed:
-        raise ChexbalError(f"real-extra at regimen {frac:g} draws real images from the whole pool: "
-                           "run `chexbal prepare --frac 1` first")
+        raise ChexbalError(
+            f"real-extra at regimen {frac:g} draws real images from the whole pool: run `chexbal prepare --frac 1` first"
+        )
 
 
 def generated(folder: Path, frac: float, generator: str, split_seed: int) -> Extra:
@@ -108,12 +116,19 @@ def generated(folder: Path, frac: float, generator: str, split_seed: int) -> Ext
     images, labels, provenance = synthetic.load(folder, frac, generator)
     planned = provenance.get("split_seed", provenance.get("seed"))
     if planned != split_seed:
-        raise ChexbalError(f"the generated set {synthetic.folder(folder, frac, generator)} was planned from the split "
-                           f"of seed {planned}, this run splits with seed {split_seed}: regenerate it with "
-                           f"`chexbal generate --frac {frac:g} --seed {split_seed}`")
-    record = {"kind": f"generated ({generator} generator)", "images": len(labels),
-              "set": str(synthetic.folder(folder, frac, generator)), "checkpoint_sha256": provenance["checkpoint_sha256"],
-              "generator_trained_on": provenance.get("trained_on"), "split_seed": planned}
+        raise ChexbalError(
+            f"the generated set {synthetic.folder(folder, frac, generator)} was planned from the split "
+            f"of seed {planned}, this run splits with seed {split_seed}: regenerate it with "
+            f"`chexbal generate --frac {frac:g} --seed {split_seed}`"
+        )
+    record = {
+        "kind": f"generated ({generator} generator)",
+        "images": len(labels),
+        "set": str(synthetic.folder(folder, frac, generator)),
+        "checkpoint_sha256": provenance["checkpoint_sha256"],
+        "generator_trained_on": provenance.get("trained_on"),
+        "split_seed": planned,
+    }
     return Extra(images, label_matrix(labels), record)
 
 

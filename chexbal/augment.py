@@ -19,8 +19,9 @@ def random_affine(x: torch.Tensor, draws: torch.Tensor, degrees: float, translat
     zoom = 1 + u[:, 1] * scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     # affine_grid maps output coordinates to input ones, in [-1, 1]: a shift of t of the side is 2t.
-    theta = torch.stack([torch.stack([cos, -sin, -2 * translate * u[:, 2]], 1),
-                         torch.stack([sin, cos, -2 * translate * u[:, 3]], 1)], 1)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, -2 * translate * u[:, 2]], 1), torch.stack([sin, cos, -2 * translate * u[:, 3]], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     moved = F.grid_sample(x - BLACK, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + BLACK
     return moved.contiguous(memory_format=torch.channels_last)

@@ -91,7 +91,9 @@ def load_pretrained(model: Classifier, path: Path) -> None:
     expected = model.features.state_dict()
     wrong = [k for k in expected if k not in features or features[k].shape != expected[k].shape]
     if wrong:
-        raise ChexbalError(f"{path} is not a DenseNet-121 checkpoint ({len(wrong)} layers missing or of another shape, e.g. {wrong[0]})")
+        raise ChexbalError(
+            f"{path} is not a DenseNet-121 checkpoint ({len(wrong)} layers missing or of another shape, e.g. {wrong[0]})"
+        )
     model.features.load_state_dict({k: features[k] for k in expected})
 
 
@@ -125,7 +127,7 @@ def embed_and_score(model: Classifier, images, batch_size: int = 256) -> tuple[n
     """Pooled penultimate features (n, 1024) and sigmoid probabilities (n, 14) of uint8 images."""
     features, probs = [], []
     for i in range(0, len(images), batch_size):
-        x = to_input(torch.as_tensor(np.asarray(images[i:i + batch_size])))
+        x = to_input(torch.as_tensor(np.asarray(images[i : i + batch_size])))
         pooled = F.adaptive_avg_pool2d(model.feature_maps(x), 1).flatten(1)
         features.append(pooled.numpy())
         probs.append(torch.sigmoid(model.classifier(pooled)).numpy())

@@ -14,19 +14,32 @@ from .dataset import DEFAULT_DATASET, locate
 from .errors import ChexbalError
 from .progress import console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Does GAN augmentation of rare chest X-ray findings beat flips or nothing, and at which data sizes?")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Does GAN augmentation of rare chest X-ray findings beat flips or nothing, and at which data sizes?",
+)
 
 DataDir = Annotated[Path, typer.Option(help="Folder holding prepared datasets.")]
 Dataset = Annotated[str, typer.Option(help="Prepared dataset name (a folder in --data-dir).")]
 Frac = Annotated[float, typer.Option(help="Regimen: the fraction of the pool (non-test patients), in (0, 1].")]
 Seed = Annotated[int, typer.Option(help="Seed for splits and rendering.")]
-Aug = Annotated[str, typer.Option(help="Arm: none, standard (h/v flips), affine (rotation, shift, scale), weighted (positive "
-                                        "weights in the loss), oversample, gan (pool generator), gan-regimen (regimen generator), "
-                                        "real-extra (real positives from outside the regimen).")]
-PosWeightCap = Annotated[float, typer.Option(help="weighted: the largest positive weight (negatives / positives is capped here).")]
+Aug = Annotated[
+    str,
+    typer.Option(
+        help="Arm: none, standard (h/v flips), affine (rotation, shift, scale), weighted (positive "
+        "weights in the loss), oversample, gan (pool generator), gan-regimen (regimen generator), "
+        "real-extra (real positives from outside the regimen)."
+    ),
+]
+PosWeightCap = Annotated[
+    float, typer.Option(help="weighted: the largest positive weight (negatives / positives is capped here).")
+]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
-OptionalSplitSeed = Annotated[Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")]
+OptionalSplitSeed = Annotated[
+    Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")
+]
 SplitSeed = Annotated[int, typer.Option(help="Seed of the train/validation split (by patient) whose training rows are used.")]
 
 
@@ -71,8 +84,9 @@ def prepare(
 
 @app.command()
 @user_errors
-def info(dataset: Annotated[str, typer.Argument(help="Prepared dataset name.")] = DEFAULT_DATASET,
-         data_dir: DataDir = Path("data")) -> None:
+def info(
+    dataset: Annotated[str, typer.Argument(help="Prepared dataset name.")] = DEFAULT_DATASET, data_dir: DataDir = Path("data")
+) -> None:
     """Per-class positives, uncertain labels and prevalence for the pool, the test set and each regimen."""
     from .info import class_table, groups
 
@@ -106,7 +120,9 @@ def train(
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
-    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder.", show_default="runs/<dataset>/frac-<F>/<aug>/<hyperparameters>")] = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option(help="Run folder.", show_default="runs/<dataset>/frac-<F>/<aug>/<hyperparameters>")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (opt-in; pays on GPUs).")] = False,
 ) -> None:
@@ -116,9 +132,24 @@ def train(
     from .train import TrainConfig
     from .train import train as run
 
-    cfg = TrainConfig(frac=frac, aug=aug, lr=lr, batch_size=batch_size, optimizer=optimizer, epochs=epochs, seed=seed,
-                      split_seed=split_seed, pos_weight_cap=pos_weight_cap, weights=str(weights) if weights else None, device=device, amp=amp, compile=compile,
-                      data_dir=str(data_dir), dataset=dataset, run_dir=str(run_dir) if run_dir else None)
+    cfg = TrainConfig(
+        frac=frac,
+        aug=aug,
+        lr=lr,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        epochs=epochs,
+        seed=seed,
+        split_seed=split_seed,
+        pos_weight_cap=pos_weight_cap,
+        weights=str(weights) if weights else None,
+        device=device,
+        amp=amp,
+        compile=compile,
+        data_dir=str(data_dir),
+        dataset=dataset,
+        run_dir=str(run_dir) if run_dir else None,
+    )
     folder = run(cfg, resume=resume)
     console.print(f"run written to {folder}")
 
@@ -128,11 +159,15 @@ def train(
 def sweep(
     frac: Frac = 0.01,
     aug: Aug = "none",
-    lr: Annotated[Optional[list[float]], typer.Option(help="Learning rates to try (repeat).", show_default="1e-2 5e-3 1e-3")] = None,
+    lr: Annotated[
+        Optional[list[float]], typer.Option(help="Learning rates to try (repeat).", show_default="1e-2 5e-3 1e-3")
+    ] = None,
     batch_size: Annotated[Optional[list[int]], typer.Option(help="Batch sizes (repeat).", show_default="16 32 64")] = None,
     optimizer: Annotated[Optional[list[str]], typer.Option(help="Optimizers (repeat).", show_default="sgd adam")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs per run.")] = 10,
-    seed: Annotated[Optional[list[int]], typer.Option(help="Training seeds (repeat): one validation pick per seed.", show_default="0")] = None,
+    seed: Annotated[
+        Optional[list[int]], typer.Option(help="Training seeds (repeat): one validation pick per seed.", show_default="0")
+    ] = None,
     split_seed: OptionalSplitSeed = None,
     pos_weight_cap: PosWeightCap = 20.0,
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
@@ -149,11 +184,22 @@ def sweep(
     parallel: Annotated[int, typer.Option(help="slurm: array jobs running at once.")] = 18,
 ) -> None:
     """The paper's grid (lr x batch size x optimizer) for one regimen and arm, per seed; picks by validation AUC."""
-    from .sweep import SlurmOptions, grid, sweep as run
+    from .sweep import SlurmOptions, grid
+    from .sweep import sweep as run
     from .train import TrainConfig
 
-    base = TrainConfig(frac=frac, aug=aug, epochs=epochs, split_seed=split_seed, pos_weight_cap=pos_weight_cap, amp=amp,
-                       weights=str(weights) if weights else None, device=device, data_dir=str(data_dir), dataset=dataset)
+    base = TrainConfig(
+        frac=frac,
+        aug=aug,
+        epochs=epochs,
+        split_seed=split_seed,
+        pos_weight_cap=pos_weight_cap,
+        amp=amp,
+        weights=str(weights) if weights else None,
+        device=device,
+        data_dir=str(data_dir),
+        dataset=dataset,
+    )
     slurm = SlurmOptions(partition, gpus, cpus, minutes, parallel)
     paths = run(grid(base, lr, batch_size, optimizer, seed), workers=workers, launcher=launcher, slurm=slurm)
     console.print(f"selection written to {', '.join(map(str, paths))}")
@@ -165,7 +211,12 @@ def plan(
     frac: Frac = 0.01,
     share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
     seed: Seed = 0,
-    source: Annotated[str, typer.Option(help="prepared (a dataset in --data-dir) or chexpert-labels (torchxrayvision's CheXpert labels, no images).")] = "prepared",
+    source: Annotated[
+        str,
+        typer.Option(
+            help="prepared (a dataset in --data-dir) or chexpert-labels (torchxrayvision's CheXpert labels, no images)."
+        ),
+    ] = "prepared",
     views: Annotated[str, typer.Option(help="frontal or all (chexpert-labels only).")] = "frontal",
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     data_dir: DataDir = Path("data"),
@@ -192,14 +243,21 @@ def plan(
 @app.command("train-gan")
 @user_errors
 def train_gan(
-    frac: Annotated[float, typer.Option(help="Train on this regimen's training rows (1 = the pool generator, as the paper's).")] = 1.0,
+    frac: Annotated[
+        float, typer.Option(help="Train on this regimen's training rows (1 = the pool generator, as the paper's).")
+    ] = 1.0,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 4000,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the generator and the discriminator.")] = 2e-4,
     base: Annotated[int, typer.Option(help="Channels at the highest inner resolution (width of both nets).")] = 32,
     target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
-    aux_weight: Annotated[float, typer.Option(help="Weight of the label classifier's loss on generated images, in G's objective.")] = 3.0,
-    negatives: Annotated[Optional[list[str]], typer.Option(help="A finding the label classifier learns to deny on generated images asked for it (repeatable).")] = None,
+    aux_weight: Annotated[
+        float, typer.Option(help="Weight of the label classifier's loss on generated images, in G's objective.")
+    ] = 3.0,
+    negatives: Annotated[
+        Optional[list[str]],
+        typer.Option(help="A finding the label classifier learns to deny on generated images asked for it (repeatable)."),
+    ] = None,
     negatives_from: Annotated[int, typer.Option(help="Step from which --negatives apply.")] = 0,
     seed: Seed = 0,
     split_seed: SplitSeed = 0,
@@ -227,10 +285,24 @@ def train_gan(
         raise ChexbalError(f"--negatives must be finding names ({', '.join(PATHOLOGIES)}), got {', '.join(unknown)}", 2)
     if negatives_from < 0:
         raise ChexbalError(f"--negatives-from must be at least 0, got {negatives_from}", 2)
-    cfg = GanConfig(check_frac(frac), steps, batch_size, lr, base=base, aux_weight=aux_weight,
-                    negatives=tuple(negatives or ()), negatives_from=negatives_from, target_share=target_share,
-                    seed=seed, split_seed=split_seed, sample_every=sample_every, device=device, data_dir=str(data_dir), dataset=dataset,
-                    run_dir=str(run_dir) if run_dir else None)
+    cfg = GanConfig(
+        check_frac(frac),
+        steps,
+        batch_size,
+        lr,
+        base=base,
+        aux_weight=aux_weight,
+        negatives=tuple(negatives or ()),
+        negatives_from=negatives_from,
+        target_share=target_share,
+        seed=seed,
+        split_seed=split_seed,
+        sample_every=sample_every,
+        device=device,
+        data_dir=str(data_dir),
+        dataset=dataset,
+        run_dir=str(run_dir) if run_dir else None,
+    )
     folder = run(cfg, resume=resume)
     console.print(f"GAN run written to {folder}; generator: {folder / 'generator.pt'}")
 
@@ -239,10 +311,20 @@ def train_gan(
 @user_errors
 def generate(
     frac: Frac = 0.01,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint (regimen: runs/gan/<dataset>/frac-<F>/generator.pt).", show_default="the shipped phantom-64 generator")] = None,
-    seed: Annotated[int, typer.Option(help="Split seed the plan draws its training rows from (as `train --split-seed`); seeds the latents.")] = 0,
+    checkpoint: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Generator checkpoint (regimen: runs/gan/<dataset>/frac-<F>/generator.pt).",
+            show_default="the shipped phantom-64 generator",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Split seed the plan draws its training rows from (as `train --split-seed`); seeds the latents.")
+    ] = 0,
     share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
-    generator: Annotated[str, typer.Option(help="pool (the `gan` arm's set) or regimen (the `gan-regimen` arm's, from `train-gan --frac F`).")] = "pool",
+    generator: Annotated[
+        str, typer.Option(help="pool (the `gan` arm's set) or regimen (the `gan-regimen` arm's, from `train-gan --frac F`).")
+    ] = "pool",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
@@ -250,8 +332,16 @@ def generate(
     """Generate the regimen's planned images into data/<dataset>/synthetic/frac-<F>[-regimen]/."""
     from .generate import generate as run
 
-    folder = run(frac=frac, checkpoint=checkpoint, seed=seed, share=share, data_dir=data_dir, dataset=dataset,
-                 device=device, generator=generator)
+    folder = run(
+        frac=frac,
+        checkpoint=checkpoint,
+        seed=seed,
+        share=share,
+        data_dir=data_dir,
+        dataset=dataset,
+        device=device,
+        generator=generator,
+    )
     console.print(f"generated set written to {folder}")
 
 
@@ -259,8 +349,12 @@ def generate(
 @user_errors
 def gan_eval(
     classifier: Annotated[Path, typer.Option(help="The judge: a `chexbal train --aug none` run folder (real images only).")],
-    second_judge: Annotated[Optional[Path], typer.Option(help="Another `--aug none` run (another seed) to check the first judge.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Generator checkpoint.", show_default="the shipped phantom-64 generator")] = None,
+    second_judge: Annotated[
+        Optional[Path], typer.Option(help="Another `--aug none` run (another seed) to check the first judge.")
+    ] = None,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option(help="Generator checkpoint.", show_default="the shipped phantom-64 generator")
+    ] = None,
     n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
     seed: Seed = 0,
     data_dir: DataDir = Path("data"),

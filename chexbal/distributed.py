@@ -58,7 +58,7 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 def shard(order: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     """This rank's part of an order; every rank gets the same count so collective steps stay in step."""
     usable = len(order) // ranks.world * ranks.world
-    return order[:usable][ranks.rank::ranks.world]
+    return order[:usable][ranks.rank :: ranks.world]
 
 
 def gather_rows(part: torch.Tensor, n: int, ranks: Ranks) -> torch.Tensor:
@@ -72,7 +72,7 @@ def gather_rows(part: torch.Tensor, n: int, ranks: Ranks) -> torch.Tensor:
     dist.all_gather(pieces, padded)
     full = torch.empty(n, *part.shape[1:], dtype=part.dtype, device=part.device)
     for r, piece in enumerate(pieces):
-        full[r::ranks.world] = piece[: len(range(r, n, ranks.world))]
+        full[r :: ranks.world] = piece[: len(range(r, n, ranks.world))]
     return full
 
 

@@ -67,8 +67,9 @@ def weighted_aucs(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np.n
         return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
 
 
-def bootstrap_aucs(y: np.ndarray, scores: list[np.ndarray], n_boot: int = 1000, seed: int = 0,
-                   clusters: np.ndarray | None = None) -> np.ndarray:
+def bootstrap_aucs(
+    y: np.ndarray, scores: list[np.ndarray], n_boot: int = 1000, seed: int = 0, clusters: np.ndarray | None = None
+) -> np.ndarray:
     """AUCs of each score vector on `n_boot` stratified resamples of the same test set (paired: the
     same resample for every vector), resampling patients where `clusters` names each image's patient.
     Returns an array (len(scores), n_boot)."""

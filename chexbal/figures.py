@@ -18,16 +18,28 @@ COLOURS = [matplotlib.colormaps["tab10"](i) for i in range(10)]
 def forest(diffs: pd.DataFrame, targets, path: Path) -> Path:
     """Per target, each arm's difference from `none` with its interval, one row per (regimen, arm):
     the answer at a glance. `diffs` has regimen, class, arm, diff, ci_low, ci_high, verdict."""
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 0.32 * diffs.groupby("class").size().max() + 1.4),
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1,
+        len(targets),
+        figsize=(4.2 * len(targets), 0.32 * diffs.groupby("class").size().max() + 1.4),
+        squeeze=False,
+        sharey=True,
+    )
     labels = list(dict.fromkeys(f"{r}  {a}" for r, a in zip(diffs["regimen"], diffs["arm"])))
     for ax, target in zip(axes[0], targets):
         rows = diffs[diffs["class"] == target]
         for _, row in rows.iterrows():
             y = labels.index(f"{row['regimen']}  {row['arm']}")
             colour = {"helps": "tab:green", "hurts": "tab:red"}.get(row["verdict"], "0.3")
-            ax.errorbar(row["diff"], y, xerr=[[row["diff"] - row["ci_low"]], [row["ci_high"] - row["diff"]]],
-                        fmt="o", color=colour, capsize=2, markersize=4)
+            ax.errorbar(
+                row["diff"],
+                y,
+                xerr=[[row["diff"] - row["ci_low"]], [row["ci_high"] - row["diff"]]],
+                fmt="o",
+                color=colour,
+                capsize=2,
+                markersize=4,
+            )
         ax.axvline(0, color="0.6", lw=0.8)
         ax.set(title=target, xlabel="test AUC − none (95% CI)")
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
@@ -46,8 +58,16 @@ def by_size(aucs: pd.DataFrame, targets, path: Path) -> Path:
             rows = aucs[(aucs["class"] == target) & (aucs["arm"] == arm)].sort_values("frac")
             if rows.empty:
                 continue
-            ax.errorbar(rows["frac"] * 100, rows["auc"], yerr=[rows["auc"] - rows["ci_low"], rows["ci_high"] - rows["auc"]],
-                        marker="o", color=colour, capsize=2, markersize=3, label=arm)
+            ax.errorbar(
+                rows["frac"] * 100,
+                rows["auc"],
+                yerr=[rows["auc"] - rows["ci_low"], rows["ci_high"] - rows["auc"]],
+                marker="o",
+                color=colour,
+                capsize=2,
+                markersize=3,
+                label=arm,
+            )
         ax.set(title=target, xlabel="regimen (% of the pool)", ylabel="test AUC (mean over seeds)", xscale="log")
     axes[0][0].legend(fontsize=7)
     return _save(fig, path)

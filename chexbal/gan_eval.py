@@ -49,9 +49,18 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))
 
 
-def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000, seed: int = 0,
-             data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, out: Path | None = None,
-             quiet: bool = False, second_judge: Path | None = None, n_boot: int = 200) -> dict:
+def gan_eval(
+    classifier_run: Path,
+    checkpoint: Path | None = None,
+    n: int = 2000,
+    seed: int = 0,
+    data_dir: Path = Path("data"),
+    dataset: str = DEFAULT_DATASET,
+    out: Path | None = None,
+    quiet: bool = False,
+    second_judge: Path | None = None,
+    n_boot: int = 200,
+) -> dict:
     folder = locate(Path(data_dir), dataset)
     index = read_index(folder)
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
@@ -65,8 +74,12 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
 
     with bar(disable=quiet) as progress:
         task = progress.add_task("gan-eval", total=5 + phantom + (second_judge is not None), note="generating")
-        fake = np.concatenate([render_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i:i + 256])), seed, i, "cpu")
-                               for i in range(0, len(conditions), 256)])
+        fake = np.concatenate(
+            [
+                render_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i : i + 256])), seed, i, "cpu")
+                for i in range(0, len(conditions), 256)
+            ]
+        )
         progress.update(task, advance=1, note=f"scoring {len(test)} real test images")
         real_images = load_images(folder, test)
         real_features, real_probs = classifier.embed_and_score(model, real_images)
@@ -74,9 +87,14 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
         fake_features, fake_probs = classifier.embed_and_score(model, fake)
         progress.update(task, advance=1, note="Fréchet distances")
         result = {
-            "dataset": dataset, "checkpoint": str(checkpoint), "checkpoint_sha256": store.sha256(checkpoint),
-            "trained_on": trained_on(generator_config), "classifier": str(classifier_run), "generated": len(fake),
-            "real_test_images": len(test), "frechet": frechet_by_class(real_features, test, fake_features, conditions),
+            "dataset": dataset,
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": store.sha256(checkpoint),
+            "trained_on": trained_on(generator_config),
+            "classifier": str(classifier_run),
+            "generated": len(fake),
+            "real_test_images": len(test),
+            "frechet": frechet_by_class(real_features, test, fake_features, conditions),
             "auc_real_test": auc_per_class(label_matrix(test), real_probs),
             "auc_generated": fidelity_aucs(conditions, fake_probs),
             "median_probability": target_medians(conditions, fake_probs, test, real_probs),
@@ -94,10 +112,12 @@ def gan_eval(classifier_run: Path, checkpoint: Path | None = None, n: int = 2000
             _, second_real = classifier.embed_and_score(judge, real_images)
             _, second_fake = classifier.embed_and_score(judge, fake)
             result["second_judge"] = {
-                "classifier": str(second_judge), "auc_real_test": auc_per_class(label_matrix(test), second_real),
+                "classifier": str(second_judge),
+                "auc_real_test": auc_per_class(label_matrix(test), second_real),
                 "auc_generated": fidelity_aucs(conditions, second_fake),
                 "fidelity_ci": fidelity_intervals(conditions, second_fake, test, second_real, n_boot, seed),
-                "counterfactual": counterfactual_shift(judge, on_off, n_boot, seed)}
+                "counterfactual": counterfactual_shift(judge, on_off, n_boot, seed),
+            }
             progress.update(task, advance=1, note="")
     if out is not None:
         store.write_atomic(Path(out), json.dumps(result, indent=2))
@@ -115,8 +135,9 @@ def load_judge(run: Path):
     return classifier.load_run(run)
 
 
-def fidelity_intervals(conditions: pd.DataFrame, fake_probs: np.ndarray, test: pd.DataFrame, real_probs: np.ndarray,
-                       n_boot: int, seed: int) -> dict:
+def fidelity_intervals(
+    conditions: pd.DataFrame, fake_probs: np.ndarray, test: pd.DataFrame, real_probs: np.ndarray, n_boot: int, seed: int
+) -> dict:
     """95% bootstrap intervals, per target, of the AUC on generated images, on real test images, and
     of their ratio (independent resamples of the two image sets, paired draw by draw)."""
     labels, group = label_matrix(conditions), conditions["group"].to_numpy()
@@ -129,8 +150,11 @@ def fidelity_intervals(conditions: pd.DataFrame, fake_probs: np.ndarray, test: p
             continue
         fake_boot = bootstrap_aucs(labels[rows, k], [fake_probs[rows, k]], n_boot, seed)[0]
         real_boot = bootstrap_aucs(real_y, [real_probs[:, k]], n_boot, seed + 1)[0]
-        intervals[target] = {"generated": confidence_interval(fake_boot), "real": confidence_interval(real_boot),
-                             "ratio": confidence_interval(fake_boot / real_boot)}
+        intervals[target] = {
+            "generated": confidence_interval(fake_boot),
+            "real": confidence_interval(real_boot),
+            "ratio": confidence_interval(fake_boot / real_boot),
+        }
     return intervals
 
 
@@ -159,8 +183,12 @@ def counterfactual_shift(model, pairs: dict, n_boot: int, seed: int) -> dict:
         k = PATHOLOGIES.index(target)
         shift = classifier.embed_and_score(model, on)[1][:, k] - classifier.embed_and_score(model, off)[1][:, k]
         medians = np.median(shift[rng.integers(len(shift), size=(n_boot, len(shift)))], axis=1)
-        result[target] = {"median_shift": float(np.median(shift)), "ci": confidence_interval(medians),
-                          "share_raised": float((shift > 0).mean()), "pairs": len(shift)}
+        result[target] = {
+            "median_shift": float(np.median(shift)),
+            "ci": confidence_interval(medians),
+            "share_raised": float((shift > 0).mean()),
+            "pairs": len(shift),
+        }
     return result
 
 
@@ -203,6 +231,7 @@ def quality_table(result: dict) -> pd.DataFrame:
     """One row per target and one overall (mean AUC over the 14 classes): Fréchet distance, AUC on
     real test images, AUC on generated images, their ratio (label fidelity), renderer AUC, and each
     target's median probability on its generated images and on its real test positives."""
+
     def auc(key: str, name: str) -> float | None:
         if key not in result:
             return None
@@ -214,14 +243,22 @@ def quality_table(result: dict) -> pd.DataFrame:
         real, fake, renderer = auc("auc_real_test", name), auc("auc_generated", name), auc("auc_renderer", name)
         ratio_ci = result.get("fidelity_ci", {}).get(name, {}).get("ratio")
         shift = result.get("counterfactual", {}).get(name, {})
-        rows.append({"class": name, "Fréchet": result["frechet"].get(name), "AUC real test": real,
-                     "AUC generated": fake, "fidelity ratio": fake / real if real and fake else None,
-                     "ratio 95% CI": f"[{ratio_ci[0]:.3f}, {ratio_ci[1]:.3f}]" if ratio_ci else None,
-                     "shift on−off": shift.get("median_shift"),
-                     "shift 95% CI": f"[{shift['ci'][0]:.3f}, {shift['ci'][1]:.3f}]" if shift else None,
-                     "share raised": shift.get("share_raised"),
-                     "AUC renderer": renderer, "median p generated": medians.get("generated", {}).get(name),
-                     "median p real": medians.get("real_test_positives", {}).get(name)})
+        rows.append(
+            {
+                "class": name,
+                "Fréchet": result["frechet"].get(name),
+                "AUC real test": real,
+                "AUC generated": fake,
+                "fidelity ratio": fake / real if real and fake else None,
+                "ratio 95% CI": f"[{ratio_ci[0]:.3f}, {ratio_ci[1]:.3f}]" if ratio_ci else None,
+                "shift on−off": shift.get("median_shift"),
+                "shift 95% CI": f"[{shift['ci'][0]:.3f}, {shift['ci'][1]:.3f}]" if shift else None,
+                "share raised": shift.get("share_raised"),
+                "AUC renderer": renderer,
+                "median p generated": medians.get("generated", {}).get(name),
+                "median p real": medians.get("real_test_positives", {}).get(name),
+            }
+        )
     return pd.DataFrame(rows).round(3)
 
 

@@ -46,9 +46,17 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
     return generator.to(device).eval(), config
 
 
-def generate(frac: float, checkpoint: Path | None = None, seed: int = 0, share: float = SHARE,
-             data_dir: Path = Path("data"), dataset: str = DEFAULT_DATASET, device: str = "auto",
-             quiet: bool = False, generator: str = "pool") -> Path:
+def generate(
+    frac: float,
+    checkpoint: Path | None = None,
+    seed: int = 0,
+    share: float = SHARE,
+    data_dir: Path = Path("data"),
+    dataset: str = DEFAULT_DATASET,
+    device: str = "auto",
+    quiet: bool = False,
+    generator: str = "pool",
+) -> Path:
     """Generate regimen `frac`'s planned images with the pool generator (default: the shipped one) or
     the regimen's own (default: runs/gan/<dataset>/frac-<F>/generator.pt). `seed` is the split seed
     the plan draws its training rows from, and seeds the latents."""
@@ -61,15 +69,25 @@ def generate(frac: float, checkpoint: Path | None = None, seed: int = 0, share: 
     net, generator_config = load_generator(checkpoint, size, torch_device)
     seen = trained_on(generator_config)
     if generator == "regimen" and (seen.get("frac"), seen.get("split_seed")) != (frac, seed):
-        raise ChexbalError(f"{checkpoint} was trained on regimen {seen.get('frac')} split {seen.get('split_seed')}, not on "
-                           f"regimen {frac:g} split {seed}: train it with `chexbal train-gan --frac {frac:g} --split-seed {seed}`")
+        raise ChexbalError(
+            f"{checkpoint} was trained on regimen {seen.get('frac')} split {seen.get('split_seed')}, not on "
+            f"regimen {frac:g} split {seed}: train it with `chexbal train-gan --frac {frac:g} --split-seed {seed}`"
+        )
     plan = make_plan(training_rows("prepared", frac, seed, folder), share, seed)
     where = synthetic.folder(folder, frac, generator)
     recorded = {"kind": "synthetic", "checkpoint_sha256": store.sha256(checkpoint), "seed": seed, "share": share, "frac": frac}
     images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, recorded)
     labels = plan.vectors.assign(index=np.arange(len(plan.vectors)))[["index", "target", *PATHOLOGIES]]
-    provenance = {**recorded, "split_seed": seed, "generator_kind": generator, "checkpoint": str(checkpoint),
-                  "trained_on": seen, "generator": generator_config, "plan": plan.summary(), "dataset": dataset}
+    provenance = {
+        **recorded,
+        "split_seed": seed,
+        "generator_kind": generator,
+        "checkpoint": str(checkpoint),
+        "trained_on": seen,
+        "generator": generator_config,
+        "plan": plan.summary(),
+        "dataset": dataset,
+    }
     vectors = torch.from_numpy(label_matrix(labels))
     blocks = store.missing_blocks(images, len(labels))
     with bar(disable=quiet or not blocks) as progress:
@@ -88,12 +106,16 @@ def default_checkpoint(generator: str, dataset: str, frac: float) -> Path:
 def trained_on(config: dict) -> dict:
     """What a generator saw. Generators written before chexbal recorded it (the shipped one among
     them) trained on every pool row of their regimen, validation patients included."""
-    return config.get("trained_on") or {"dataset": config.get("dataset"), "frac": config.get("frac"), "split_seed": None,
-                                        "rows": "all pool rows", "validation_patients_excluded": False}
+    return config.get("trained_on") or {
+        "dataset": config.get("dataset"),
+        "frac": config.get("frac"),
+        "split_seed": None,
+        "rows": "all pool rows",
+        "validation_patients_excluded": False,
+    }
 
 
-def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device,
-         advance=lambda: None) -> None:
+def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device, advance=lambda: None) -> None:
     """Generate and write `blocks`; Zarr compresses and writes each block in a second thread while
     the next one is generated."""
     with ThreadPoolExecutor(1) as writer:

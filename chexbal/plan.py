@@ -54,7 +54,11 @@ def make_plan(train_rows: pd.DataFrame, share: float = SHARE, seed: int = 0, tar
         streams[target].append(row)
         return labels[row, cols]
 
+    check_reachable(pools, labels, cols, share, targets)
+    limit = 100 * len(labels) + 100_000
     while (counts < share * total - 1e-9).any():
+        if total > limit:  # reachable in the limit, yet not from these draws: never loop for ever
+            raise ChexbalError(f"--share {share:g} was not reached after {limit:,} generated images: choose a smaller --share")
         k = int(np.argmin(counts / total - share))
         counts += draw(targets[k])
         total += 1
@@ -64,8 +68,55 @@ def make_plan(train_rows: pd.DataFrame, share: float = SHARE, seed: int = 0, tar
     table = pd.DataFrame(labels[rows], columns=list(PATHOLOGIES)).astype(np.uint8)
     table.insert(0, "target", [t for t, _ in drawn])
     table.insert(1, "source_row", rows)
-    return Plan(real=len(labels), generate={t: len(streams[t]) for t in targets}, augmented=int(total),
-                share={t: float(counts[k] / total) for k, t in enumerate(targets)}, vectors=table)
+    return Plan(
+        real=len(labels),
+        generate={t: len(streams[t]) for t in targets},
+        augmented=int(total),
+        share={t: float(counts[k] / total) for k, t in enumerate(targets)},
+        vectors=table,
+    )
+
+
+def check_reachable(pools, labels: np.ndarray, cols: list[int], share: float, targets) -> None:
+    """Refuse a share no plan can reach. Adding images drawn for target t moves the targets' shares
+    towards the mean label vector of t's positives; a mix of those means must give every target at
+    least `share` (a linear programme: maximise the smallest margin over mixing weights)."""
+    from scipy.optimize import linprog
+
+    means = np.array([labels[pools[t]][:, cols].mean(axis=0) for t in targets])  # row t: where drawing t leads
+    k = len(targets)
+    # Variables: k mixing weights and the margin m; maximise m subject to means.T @ w - share >= m, sum w = 1.
+    result = linprog(
+        c=[0] * k + [-1],
+        A_ub=np.hstack([-means.T, np.ones((k, 1))]),
+        b_ub=-np.full(k, share),
+        A_eq=[[1] * k + [0]],
+        b_eq=[1],
+        bounds=[(0, 1)] * k + [(None, None)],
+    )
+    if result.status != 0 or -result.fun < 1e-6:
+        reachable = _largest_share(means)
+        raise ChexbalError(
+            f"--share {share:g} cannot be reached: drawing from the training rows' positives, every "
+            f"target can reach at most {reachable:.3f} at once",
+            2,
+        )
+
+
+def _largest_share(means: np.ndarray) -> float:
+    """The largest share every target can reach at once (the LP's value at margin 0)."""
+    from scipy.optimize import linprog
+
+    k = len(means)
+    result = linprog(
+        c=[0] * k + [-1],
+        A_ub=np.hstack([-means.T, np.ones((k, 1))]),
+        b_ub=np.zeros(k),
+        A_eq=[[1] * k + [0]],
+        b_eq=[1],
+        bounds=[(0, 1)] * k + [(None, None)],
+    )
+    return float(-result.fun)
 
 
 def _drop_unneeded(streams, labels, counts, total, cols, share):
@@ -73,7 +124,7 @@ def _drop_unneeded(streams, labels, counts, total, cols, share):
     changed = True
     while changed:
         changed = False
-        for target, stream in streams.items():
+        for stream in streams.values():
             if stream:
                 trial = counts - labels[stream[-1], cols]
                 if (trial >= share * (total - 1) - 1e-9).all():
@@ -82,7 +133,9 @@ def _drop_unneeded(streams, labels, counts, total, cols, share):
     return counts, total
 
 
-def training_rows(source: str, frac: float, seed: int, folder=None, views: str = "frontal", uncertain: str = "ones") -> pd.DataFrame:
+def training_rows(
+    source: str, frac: float, seed: int, folder=None, views: str = "frontal", uncertain: str = "ones"
+) -> pd.DataFrame:
     """A regimen's training rows (its pool minus the validation patients), as `chexbal train` uses.
 
     `prepared` reads a prepared dataset's subset; `chexpert-labels` rebuilds the same split from the

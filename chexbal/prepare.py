@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,25 @@ from .labels import PATHOLOGIES, apply_policy
 from .progress import bar
 from .sources import chexpert, phantom
 from .splits import check_frac, frac_name, order_rows, regimen_length
+from .workers import pool as worker_pool
 
 SOURCES = ("phantom", "chexpert")
 DEFAULT_SIZE = {"phantom": 64, "chexpert": 224}
 
 
 def prepare(
-    source: str = "phantom", root: Path | None = None, frac: float = 0.01, size: int | None = None,
-    seed: int = 0, views: str = "frontal", uncertain: str = "ones", data_dir: Path = Path("data"),
-    dataset: str | None = None, skip_bad: bool = False, workers: int | None = None, quiet: bool = False,
+    source: str = "phantom",
+    root: Path | None = None,
+    frac: float = 0.01,
+    size: int | None = None,
+    seed: int = 0,
+    views: str = "frontal",
+    uncertain: str = "ones",
+    data_dir: Path = Path("data"),
+    dataset: str | None = None,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    quiet: bool = False,
 ) -> Path:
     """Prepare the regimen `frac` of a source and return the dataset folder."""
     check_frac(frac)
@@ -40,8 +49,14 @@ def prepare(
     index = pd.concat([ordered[["Path", "patient", "split"]], apply_policy(ordered, uncertain)], axis=1)
     index.insert(0, "index", np.arange(len(index)))
     out = Path(data_dir) / (dataset or f"{source}-{size}")
-    settings = {"source": source, "size": size, "seed": seed, "views": views, "uncertain": uncertain,
-                "rows_crc": zlib.crc32("\n".join(index["Path"]).encode())}
+    settings = {
+        "source": source,
+        "size": size,
+        "seed": seed,
+        "views": views,
+        "uncertain": uncertain,
+        "rows_crc": zlib.crc32("\n".join(index["Path"]).encode()),
+    }
     out.mkdir(parents=True, exist_ok=True)
     images = store.open_or_create(out / "images.zarr", len(index), size, settings)
     if not (out / "index.csv").exists():  # index.csv last: its presence means both tables are whole
@@ -96,7 +111,9 @@ def _fill(images, rows: pd.DataFrame, n_rows: int, source, root, seed, skip_bad,
             progress.update(task, advance=len(pixels), note=f"{len(bad)} bad" if bad else "")
     if bad:
         shown = "; ".join(f"{path} ({why})" for path, why in bad[:3])
-        raise ChexbalError(f"{len(bad)} images are missing or unreadable, first: {shown}. Fix them, or pass --skip-bad to skip and record them")
+        raise ChexbalError(
+            f"{len(bad)} images are missing or unreadable, first: {shown}. Fix them, or pass --skip-bad to skip and record them"
+        )
 
 
 def _render(task) -> tuple[np.ndarray, list[tuple[str, str]]]:
@@ -121,7 +138,7 @@ class _Inline:
 
 def _executor(workers: int | None):
     workers = workers or os.cpu_count() or 1
-    return _Inline() if workers == 1 else ProcessPoolExecutor(workers)
+    return _Inline() if workers == 1 else worker_pool(workers)
 
 
 def _record_skipped(out: Path, images, block: int, rows: pd.DataFrame, bad: list[tuple[str, str]]) -> None:

@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from . import __version__, classifier, figures, synthetic
-from .arms import ARMS, GENERATED
+from .arms import ARMS
 from .cam import class_activation_maps
 from .dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index, settings
 from .evaluate import format_p, holm
@@ -60,8 +60,11 @@ def find_runs(runs_root: Path, dataset: str) -> Runs:
         for seed, finished in by_seed.items():
             selected = arm_dir / f"selected-seed{seed}.json"
             # The chosen run sits beside the selection, whatever working directory the sweep ran in.
-            picks[seed] = (arm_dir / Path(json.loads(selected.read_text())["selected"]["run"]).name
-                           if selected.exists() else max(finished)[1])
+            picks[seed] = (
+                arm_dir / Path(json.loads(selected.read_text())["selected"]["run"]).name
+                if selected.exists()
+                else max(finished)[1]
+            )
         if picks:
             chosen[(frac, arm_dir.name)] = dict(sorted(picks.items()))
     return chosen
@@ -75,8 +78,16 @@ def table1(folder: Path, fracs: list[float], seed: int = 0) -> pd.DataFrame:
             plan, status = json.loads(provenance.read_text())["plan"], "generated"
         else:
             plan, status = make_plan(training_rows("prepared", frac, seed, folder), seed=seed).summary(), "planned only"
-        rows.append({"regimen": f"{frac:.0%}", "real": plan["real"], **plan["generate"], "augmented": plan["augmented"],
-                     **{f"{t} share": f"{plan['share'][t]:.1%}" for t in TARGETS}, "synthetic set": status})
+        rows.append(
+            {
+                "regimen": f"{frac:.0%}",
+                "real": plan["real"],
+                **plan["generate"],
+                "augmented": plan["augmented"],
+                **{f"{t} share": f"{plan['share'][t]:.1%}" for t in TARGETS},
+                "synthetic set": status,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -90,12 +101,18 @@ def generators_table(folder: Path, fracs: list[float]) -> pd.DataFrame:
                 continue
             provenance = json.loads(path.read_text())
             seen = provenance.get("trained_on") or trained_on(provenance.get("generator", {}))
-            rows.append({"regimen": f"{frac:.0%}", "arm": "gan" if generator == "pool" else "gan-regimen",
-                         "generator trained on regimen": f"{seen.get('frac', float('nan')):.0%}",
-                         "rows": seen.get("rows"), "patients": seen.get("patients", "—"),
-                         "validation patients excluded": "yes" if seen.get("validation_patients_excluded") else "no",
-                         "images added": provenance["plan"]["augmented"] - provenance["plan"]["real"],
-                         "generator sha256": provenance["checkpoint_sha256"][:12]})
+            rows.append(
+                {
+                    "regimen": f"{frac:.0%}",
+                    "arm": "gan" if generator == "pool" else "gan-regimen",
+                    "generator trained on regimen": f"{seen.get('frac', float('nan')):.0%}",
+                    "rows": seen.get("rows"),
+                    "patients": seen.get("patients", "—"),
+                    "validation patients excluded": "yes" if seen.get("validation_patients_excluded") else "no",
+                    "images added": provenance["plan"]["augmented"] - provenance["plan"]["real"],
+                    "generator sha256": provenance["checkpoint_sha256"][:12],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -110,14 +127,23 @@ def validation_positives(runs: Runs, folder: Path) -> pd.DataFrame:
         if split is None:
             continue
         val = index.loc[split.loc[split["split"] == "val", "index"]]
-        rows.append({"regimen": f"{frac:.0%}", "validation images": len(val), "patients": val["patient"].nunique(),
-                     **{t: int(val[t].sum()) for t in TARGETS}})
+        rows.append(
+            {
+                "regimen": f"{frac:.0%}",
+                "validation images": len(val),
+                "patients": val["patient"].nunique(),
+                **{t: int(val[t].sum()) for t in TARGETS},
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def predictions_of(runs: Runs, frac: float) -> dict[str, dict[int, pd.DataFrame]]:
-    return {arm: {seed: pd.read_csv(run / "test-predictions.csv").set_index("index") for seed, run in seeds.items()}
-            for (f, arm), seeds in runs.items() if f == frac}
+    return {
+        arm: {seed: pd.read_csv(run / "test-predictions.csv").set_index("index") for seed, run in seeds.items()}
+        for (f, arm), seeds in runs.items()
+        if f == frac
+    }
 
 
 def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -136,23 +162,47 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
             y = first.loc[order, f"label/{name}"].to_numpy()
             if y.min() == y.max():
                 continue
-            scores = {arm: {s: p.loc[order, f"prob/{name}"].to_numpy() for s, p in seeds.items()} for arm, seeds in predictions.items()}
+            scores = {
+                arm: {s: p.loc[order, f"prob/{name}"].to_numpy() for s, p in seeds.items()} for arm, seeds in predictions.items()
+            }
             boot = SeedBootstrap(y, patients, scores, n_boot)
             certain = (raw.loc[order, name] != -1).to_numpy() if raw is not None else np.ones(len(y), bool)
             for arm in (a for a in ARMS if a in scores):
                 result = boot.arm(arm)
                 certain_auc = np.mean([roc_auc_score(y[certain], v[certain]) for v in scores[arm].values()])
-                aucs.append({"regimen": f"{frac:.0%}", "frac": frac, "class": name, "arm": arm, "seeds": len(result.seeds),
-                             "auc": result.mean, "ci_low": result.ci[0], "ci_high": result.ci[1],
-                             "auc_certain": certain_auc, **{f"seed {s}": v for s, v in result.per_seed.items()}})
+                aucs.append(
+                    {
+                        "regimen": f"{frac:.0%}",
+                        "frac": frac,
+                        "class": name,
+                        "arm": arm,
+                        "seeds": len(result.seeds),
+                        "auc": result.mean,
+                        "ci_low": result.ci[0],
+                        "ci_high": result.ci[1],
+                        "auc_certain": certain_auc,
+                        **{f"seed {s}": v for s, v in result.per_seed.items()},
+                    }
+                )
                 for reference in ("none", "oversample"):
                     if arm == reference or (reference == "oversample" and arm not in AGAINST_OVERSAMPLE):
                         continue
                     comparison = boot.compare(arm, reference)
                     if comparison is not None:
-                        comparisons.append({"regimen": f"{frac:.0%}", "frac": frac, "class": name, "arm": arm,
-                                            "against": reference, "seeds": len(comparison.seeds), "diff": comparison.diff,
-                                            "ci_low": comparison.ci[0], "ci_high": comparison.ci[1], "p": comparison.p})
+                        comparisons.append(
+                            {
+                                "regimen": f"{frac:.0%}",
+                                "frac": frac,
+                                "class": name,
+                                "arm": arm,
+                                "against": reference,
+                                "seeds": len(comparison.seeds),
+                                "diff": comparison.diff,
+                                "ci_low": comparison.ci[0],
+                                "ci_high": comparison.ci[1],
+                                "p": comparison.p,
+                            }
+                        )
     columns = ["regimen", "frac", "class", "arm", "against", "seeds", "diff", "ci_low", "ci_high", "p"]
     return pd.DataFrame(aucs), with_holm(pd.DataFrame(comparisons, columns=columns))
 
@@ -188,9 +238,16 @@ def auc_grid(aucs: pd.DataFrame, comparisons: pd.DataFrame, classes) -> pd.DataF
 
 
 def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
-    shown = comparisons.assign(**{"Δ [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in
-                                                 zip(comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"])],
-                                  "p": comparisons["p"].map(format_p), "p Holm": comparisons["p_holm"].map(format_p)})
+    shown = comparisons.assign(
+        **{
+            "Δ [95% CI]": [
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for d, lo, hi in zip(comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"])
+            ],
+            "p": comparisons["p"].map(format_p),
+            "p Holm": comparisons["p_holm"].map(format_p),
+        }
+    )
     return shown[["regimen", "class", "arm", "against", "seeds", "Δ [95% CI]", "p", "p Holm", "verdict"]]
 
 
@@ -208,21 +265,31 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
             for verdict in ("helps", "hurts"):
                 hit = rows[rows["verdict"] == verdict]
                 if len(hit):
-                    claims.append(f"`{arm}` {'beats' if verdict == 'helps' else 'is worse than'} `{against}` on "
-                                  + ", ".join(f"{c} ({d:+.3f})" for c, d in zip(hit["class"], hit["diff"])))
-        lines.append(f"**{regimen}** (seeds per arm: {seed_note}). " +
-                     ("; ".join(claims) + "." if claims else "No arm differs detectably from `none` or `oversample` on a target.") +
-                     " Every other comparison: no detectable difference.")
+                    claims.append(
+                        f"`{arm}` {'beats' if verdict == 'helps' else 'is worse than'} `{against}` on "
+                        + ", ".join(f"{c} ({d:+.3f})" for c, d in zip(hit["class"], hit["diff"]))
+                    )
+        lines.append(
+            f"**{regimen}** (seeds per arm: {seed_note}). "
+            + ("; ".join(claims) + "." if claims else "No arm differs detectably from `none` or `oversample` on a target.")
+            + " Every other comparison: no detectable difference."
+        )
         if seeds.max() < 2:
-            lines.append(f"At {regimen} each arm has a single seed: intervals cover test patients only, not the "
-                         "seed-to-seed variation, so they understate the uncertainty.")
+            lines.append(
+                f"At {regimen} each arm has a single seed: intervals cover test patients only, not the "
+                "seed-to-seed variation, so they understate the uncertainty."
+            )
     for _, g in generators.iterrows():
         rows = f"{g['rows']} rows" if isinstance(g["rows"], (int, np.integer)) else g["rows"]
-        lines.append(f"At {g['regimen']}, `{g['arm']}` used a generator trained on regimen {g['generator trained on regimen']} "
-                     f"({rows}; validation patients excluded: {g['validation patients excluded']}).")
-    lines.append("Intervals: 95%, resampling training seeds, then test patients (stratified by whether a patient has "
-                 "a positive image). p: two-sided bootstrap p of the mean paired difference; Holm-Bonferroni over "
-                 "every comparison in the table. \"No detectable difference\" is not evidence of equality.")
+        lines.append(
+            f"At {g['regimen']}, `{g['arm']}` used a generator trained on regimen {g['generator trained on regimen']} "
+            f"({rows}; validation patients excluded: {g['validation patients excluded']})."
+        )
+    lines.append(
+        "Intervals: 95%, resampling training seeds, then test patients (stratified by whether a patient has "
+        "a positive image). p: two-sided bootstrap p of the mean paired difference; Holm-Bonferroni over "
+        'every comparison in the table. "No detectable difference" is not evidence of equality.'
+    )
     if phantom:
         lines.append("These are phantom results: a benchmark of the method, not a clinical finding.")
     return lines
@@ -237,14 +304,25 @@ def curves_section(runs: Runs, fracs, out: Path) -> tuple[Path | None, pd.DataFr
     """Train and validation loss of the lowest seed's runs of none, oversample and the GAN arms."""
     histories, gaps = {}, []
     for frac in fracs:
-        arms = {arm: pd.read_csv(first_seed(runs, frac, arm) / "history.csv")
-                for arm in ("none", "oversample", "gan", "gan-regimen") if (frac, arm) in runs}
+        arms = {
+            arm: pd.read_csv(first_seed(runs, frac, arm) / "history.csv")
+            for arm in ("none", "oversample", "gan", "gan-regimen")
+            if (frac, arm) in runs
+        }
         if arms:
             histories[f"{frac:.0%}"] = arms
         for arm, history in arms.items():
             last = history.iloc[-1]
-            gaps.append({"regimen": f"{frac:.0%}", "arm": arm, "epochs": int(last["epoch"]), "train loss": round(last["train_loss"], 4),
-                         "validation loss": round(last["val_loss"], 4), "gap (val - train)": round(last["val_loss"] - last["train_loss"], 4)})
+            gaps.append(
+                {
+                    "regimen": f"{frac:.0%}",
+                    "arm": arm,
+                    "epochs": int(last["epoch"]),
+                    "train loss": round(last["train_loss"], 4),
+                    "validation loss": round(last["val_loss"], 4),
+                    "gap (val - train)": round(last["val_loss"] - last["train_loss"], 4),
+                }
+            )
     if not histories:
         return None, pd.DataFrame()
     return figures.learning_curves(histories, out / "learning-curves.png"), pd.DataFrame(gaps)
@@ -291,17 +369,35 @@ def provenance_table(runs: Runs) -> pd.DataFrame:
         for run in seeds.values():
             config = json.loads((run / "config.json").read_text())
             metrics = json.loads((run / "metrics.json").read_text())
-            rows.append({"regimen": f"{frac:.0%}", "arm": arm, "seed": config["seed"],
-                         "split seed": config.get("split_seed_used", config["seed"]), "lr": config["lr"],
-                         "batch": config["batch_size"], "optimizer": config["optimizer"], "epochs": config["epochs"],
-                         "best epoch": metrics["best_epoch"], "train images": config.get("train_images"),
-                         "device": config.get("device_used", "?"), "init": config.get("init", "?"),
-                         "wall s": round(metrics["wall_seconds"]) if "wall_seconds" in metrics else None, "run": str(run)})
+            rows.append(
+                {
+                    "regimen": f"{frac:.0%}",
+                    "arm": arm,
+                    "seed": config["seed"],
+                    "split seed": config.get("split_seed_used", config["seed"]),
+                    "lr": config["lr"],
+                    "batch": config["batch_size"],
+                    "optimizer": config["optimizer"],
+                    "epochs": config["epochs"],
+                    "best epoch": metrics["best_epoch"],
+                    "train images": config.get("train_images"),
+                    "device": config.get("device_used", "?"),
+                    "init": config.get("init", "?"),
+                    "wall s": round(metrics["wall_seconds"]) if "wall_seconds" in metrics else None,
+                    "run": str(run),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def report(name: str = "phantom", runs_root: Path = Path("runs"), data_dir: Path = Path("data"),
-           dataset: str = DEFAULT_DATASET, out_root: Path = Path("reports"), n_boot: int = 1000) -> Path:
+def report(
+    name: str = "phantom",
+    runs_root: Path = Path("runs"),
+    data_dir: Path = Path("data"),
+    dataset: str = DEFAULT_DATASET,
+    out_root: Path = Path("reports"),
+    n_boot: int = 1000,
+) -> Path:
     folder = locate(Path(data_dir), dataset)
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
@@ -313,8 +409,13 @@ def report(name: str = "phantom", runs_root: Path = Path("runs"), data_dir: Path
     generators = generators_table(folder, fracs)
     blocks = [("h1", f"chexbal report: {dataset}")]
     if phantom:
-        blocks.append(("p", "**Synthetic benchmark.** These images are procedural phantoms drawn for real CheXpert "
-                            "label vectors. The numbers measure the method on a benchmark; they are not a clinical result."))
+        blocks.append(
+            (
+                "p",
+                "**Synthetic benchmark.** These images are procedural phantoms drawn for real CheXpert "
+                "label vectors. The numbers measure the method on a benchmark; they are not a clinical result.",
+            )
+        )
     blocks.append(("h2", "The answer"))
     if aucs.empty:
         blocks.append(("p", "No finished classifier runs: train some with `chexbal train` or `chexbal sweep`."))
@@ -324,10 +425,17 @@ def report(name: str = "phantom", runs_root: Path = Path("runs"), data_dir: Path
     blocks += [("h2", "Table 1: generated images per target class"), ("table", table1(folder, fracs))]
     if not generators.empty:
         blocks += [("p", "What each generator saw:"), ("table", generators)]
-    blocks.append(("h2", "Table 2: test AUC of the target classes, mean over seeds [95% CI]; Δ from none [95% CI], Holm-adjusted p"))
+    blocks.append(
+        ("h2", "Table 2: test AUC of the target classes, mean over seeds [95% CI]; Δ from none [95% CI], Holm-adjusted p")
+    )
     if not aucs.empty:
-        blocks += [("table", auc_grid(aucs, comparisons, TARGETS)), ("h2", "Comparisons"), ("table", comparisons_table(comparisons)),
-                   ("h2", "Validation positives per regimen"), ("table", validation_positives(runs, folder))]
+        blocks += [
+            ("table", auc_grid(aucs, comparisons, TARGETS)),
+            ("h2", "Comparisons"),
+            ("table", comparisons_table(comparisons)),
+            ("h2", "Validation positives per regimen"),
+            ("table", validation_positives(runs, folder)),
+        ]
     untrained = [f"{f:.0%}" for f in fracs if not any((f, arm) in runs for arm in ARMS)]
     if untrained:
         blocks.append(("p", f"Regimens prepared but with no finished run (gap): {', '.join(untrained)}."))
@@ -341,14 +449,23 @@ def report(name: str = "phantom", runs_root: Path = Path("runs"), data_dir: Path
     blocks += [("img", curves), ("table", gaps)] if curves else [("p", "No runs: gap.")]
     cams, cam_run = cam_section(folder, runs, fracs, out)
     blocks.append(("h2", "Class activation maps"))
-    blocks += [("img", cams), ("p", f"Model: {cam_run}. Real rows: the test positives it scores highest.")] if cams else [("p", "No GAN-augmented run: gap.")]
+    blocks += (
+        [("img", cams), ("p", f"Model: {cam_run}. Real rows: the test positives it scores highest.")]
+        if cams
+        else [("p", "No GAN-augmented run: gap.")]
+    )
     blocks += gan_quality_blocks(Path(runs_root) / dataset, comparisons)
     if not aucs.empty:
         blocks += appendix_blocks(runs, fracs, folder, aucs, n_boot)
-    blocks += [("h2", "Provenance"),
-               ("p", f"chexbal {__version__}; dataset {dataset} (source {attrs.get('source')}, {attrs.get('size')} px, seed "
-                     f"{attrs.get('seed')}, uncertain → {attrs.get('uncertain')}); {platform.platform()}, {platform.processor() or 'cpu'}; "
-                     f"written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.")]
+    blocks += [
+        ("h2", "Provenance"),
+        (
+            "p",
+            f"chexbal {__version__}; dataset {dataset} (source {attrs.get('source')}, {attrs.get('size')} px, seed "
+            f"{attrs.get('seed')}, uncertain → {attrs.get('uncertain')}); {platform.platform()}, {platform.processor() or 'cpu'}; "
+            f"written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.",
+        ),
+    ]
     if runs:
         blocks.append(("table", provenance_table(runs)))
     write_atomic(out / "report.md", to_markdown(blocks, out))
@@ -371,15 +488,25 @@ def appendix_blocks(runs: Runs, fracs, folder: Path, aucs: pd.DataFrame, n_boot:
     all_aucs, all_comparisons = auc_tables(runs, fracs, folder, PATHOLOGIES, n_boot)
     versus_none = all_comparisons[all_comparisons["against"] == "none"]
     all_comparisons = with_holm(versus_none.drop(columns=["p_holm", "verdict"]))
-    sensitivity = aucs[["regimen", "class", "arm", "seeds", "auc", "auc_certain"]].round(3).rename(
-        columns={"auc": "AUC (U-Ones labels)", "auc_certain": "AUC (rows with a certain label)"})
+    sensitivity = (
+        aucs[["regimen", "class", "arm", "seeds", "auc", "auc_certain"]]
+        .round(3)
+        .rename(columns={"auc": "AUC (U-Ones labels)", "auc_certain": "AUC (rows with a certain label)"})
+    )
     per_seed = aucs[["regimen", "class", "arm", *[c for c in aucs.columns if c.startswith("seed ")]]].round(3)
-    return [("h2", "Appendix: all 14 classes (Holm over this table's comparisons with none)"),
-            ("table", auc_grid(all_aucs, all_comparisons, PATHOLOGIES)),
-            ("h2", "Appendix: sensitivity to uncertain labels"),
-            ("p", "Test AUC over all test rows (uncertain labels counted positive, U-Ones) and over the rows whose "
-                  "label for that class is not uncertain; mean over seeds."),
-            ("table", sensitivity), ("h2", "Appendix: test AUC of each seed's run"), ("table", per_seed)]
+    return [
+        ("h2", "Appendix: all 14 classes (Holm over this table's comparisons with none)"),
+        ("table", auc_grid(all_aucs, all_comparisons, PATHOLOGIES)),
+        ("h2", "Appendix: sensitivity to uncertain labels"),
+        (
+            "p",
+            "Test AUC over all test rows (uncertain labels counted positive, U-Ones) and over the rows whose "
+            "label for that class is not uncertain; mean over seeds.",
+        ),
+        ("table", sensitivity),
+        ("h2", "Appendix: test AUC of each seed's run"),
+        ("table", per_seed),
+    ]
 
 
 def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
@@ -394,9 +521,14 @@ def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
         result = json.loads(path.read_text())
         seen = result.get("trained_on", {})
         judges = result["classifier"] + (f" and {result['second_judge']['classifier']}" if "second_judge" in result else "")
-        blocks += [("p", f"**{path.stem}**: generator {result['checkpoint']} (trained on regimen {seen.get('frac', '?')}, "
-                         f"{seen.get('rows', '?')} rows), judged by {judges}; {result['generated']} generated images."),
-                   ("table", quality_table(result))]
+        blocks += [
+            (
+                "p",
+                f"**{path.stem}**: generator {result['checkpoint']} (trained on regimen {seen.get('frac', '?')}, "
+                f"{seen.get('rows', '?')} rows), judged by {judges}; {result['generated']} generated images.",
+            ),
+            ("table", quality_table(result)),
+        ]
         arm = "gan-regimen" if seen.get("validation_patients_excluded") else "gan"
         blocks.append(("table", fidelity_and_gain(result, gains[gains["arm"] == arm], arm)))
     return blocks
@@ -408,8 +540,12 @@ def fidelity_and_gain(result: dict, gains: pd.DataFrame, arm: str) -> pd.DataFra
         shift = result.get("counterfactual", {}).get(target, {})
         second = result.get("second_judge", {}).get("counterfactual", {}).get(target, {})
         real, fake = result["auc_real_test"].get(target), result["auc_generated"].get(target)
-        row = {"target": target, "fidelity ratio": round(fake / real, 3) if real and fake else None,
-               "shift on−off": shift.get("median_shift"), "shift, second judge": second.get("median_shift")}
+        row = {
+            "target": target,
+            "fidelity ratio": round(fake / real, 3) if real and fake else None,
+            "shift on−off": shift.get("median_shift"),
+            "shift, second judge": second.get("median_shift"),
+        }
         for _, gain in gains[gains["class"] == target].iterrows():
             row[f"Δ {arm} at {gain['regimen']}"] = f"{gain['diff']:+.3f} ({gain['verdict']})"
         rows.append(row)
@@ -454,11 +590,17 @@ def to_html(blocks, title: str) -> str:
         elif kind == "table":
             table = content[0]
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                           for row in table.itertuples(index=False))
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+                for row in table.itertuples(index=False)
+            )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "img{max-width:100%}")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "img{max-width:100%}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

@@ -38,8 +38,14 @@ class Comparison:
 class SeedBootstrap:
     """Bootstrap AUCs of every (arm, seed) run on one class, on shared patient resamples."""
 
-    def __init__(self, y: np.ndarray, patients: np.ndarray | None, scores: dict[str, dict[int, np.ndarray]],
-                 n_boot: int = 1000, seed: int = 0):
+    def __init__(
+        self,
+        y: np.ndarray,
+        patients: np.ndarray | None,
+        scores: dict[str, dict[int, np.ndarray]],
+        n_boot: int = 1000,
+        seed: int = 0,
+    ):
         self.y, self.n_boot = np.asarray(y).astype(bool), n_boot
         self.rng = np.random.default_rng(seed + 1)
         weights = resample_weights(self.y, n_boot, seed, patients)
@@ -54,8 +60,9 @@ class SeedBootstrap:
     def arm(self, arm: str) -> ArmResult:
         seeds = sorted(self.point[arm])
         means = self._seed_mean(np.array([self.boot[arm][s] for s in seeds]))
-        return ArmResult(seeds, dict(self.point[arm]), float(np.mean([self.point[arm][s] for s in seeds])),
-                         confidence_interval(means))
+        return ArmResult(
+            seeds, dict(self.point[arm]), float(np.mean([self.point[arm][s] for s in seeds])), confidence_interval(means)
+        )
 
     def compare(self, arm: str, reference: str) -> Comparison | None:
         seeds = sorted(set(self.point[arm]) & set(self.point.get(reference, {})))

@@ -29,12 +29,15 @@ def open_or_create(path: Path, n: int, size: int, settings: dict[str, Any]) -> z
         if store.shape != (n, size, size) or old != settings:
             diff = {k: (old[k], v) for k, v in settings.items() if old[k] != v}
             raise ChexbalError(
-                f"{path} was made with other settings {diff or store.shape}: "
-                "choose another --dataset name or delete it"
+                f"{path} was made with other settings {diff or store.shape}: choose another --dataset name or delete it"
             )
         return store
     store = zarr.create_array(
-        path, shape=(n, size, size), chunks=(BLOCK, size, size), dtype="uint8", fill_value=0,
+        path,
+        shape=(n, size, size),
+        chunks=(BLOCK, size, size),
+        dtype="uint8",
+        fill_value=0,
         config={"write_empty_chunks": True},  # an all-black block must still mark itself written
     )
     store.attrs.update({**settings, "complete_rows": 0})

@@ -18,22 +18,24 @@ import math
 import multiprocessing
 import os
 import subprocess
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import store
 from .errors import ChexbalError
 from .train import RESUME_KEYS, TrainConfig, train
+from .workers import pool as worker_pool
 
 # The paper's search: learning rate x batch size x optimizer (momentum SGD or Adam).
 GRID = {"lr": (1e-2, 5e-3, 1e-3), "batch_size": (16, 32, 64), "optimizer": ("sgd", "adam")}
 
 
 def grid(base: TrainConfig, lrs=None, batch_sizes=None, optimizers=None, seeds=None) -> list[TrainConfig]:
-    points = itertools.product(seeds or [base.seed], lrs or GRID["lr"], batch_sizes or GRID["batch_size"],
-                               optimizers or GRID["optimizer"])
-    configs = [dataclasses.replace(base, seed=seed, lr=lr, batch_size=bs, optimizer=opt, run_dir=None)
-               for seed, lr, bs, opt in points]
+    points = itertools.product(
+        seeds or [base.seed], lrs or GRID["lr"], batch_sizes or GRID["batch_size"], optimizers or GRID["optimizer"]
+    )
+    configs = [
+        dataclasses.replace(base, seed=seed, lr=lr, batch_size=bs, optimizer=opt, run_dir=None) for seed, lr, bs, opt in points
+    ]
     return [dataclasses.replace(c, run_dir=str(c.default_run_dir())).check() for c in configs]
 
 
@@ -47,8 +49,9 @@ class SlurmOptions:
     logs: str = "runs/slurm"
 
 
-def sweep(configs: list[TrainConfig], workers: int | None = None, launcher: str = "local",
-          slurm: SlurmOptions | None = None) -> list[Path]:
+def sweep(
+    configs: list[TrainConfig], workers: int | None = None, launcher: str = "local", slurm: SlurmOptions | None = None
+) -> list[Path]:
     """Train every configuration not yet finished, then record and return the selection file of each seed."""
     if workers is not None and workers < 1:
         raise ChexbalError("--workers must be at least 1", 2)
@@ -71,8 +74,9 @@ def finished(cfg: TrainConfig) -> bool:
     recorded = json.loads((run_dir / "config.json").read_text())
     differs = [k for k in (*RESUME_KEYS, "epochs") if recorded.get(k) != getattr(cfg, k)]
     if differs:
-        raise ChexbalError(f"{run_dir} holds a finished run with other settings ({', '.join(differs)}): "
-                           "delete that folder to train it afresh")
+        raise ChexbalError(
+            f"{run_dir} holds a finished run with other settings ({', '.join(differs)}): delete that folder to train it afresh"
+        )
     return True
 
 
@@ -90,8 +94,7 @@ def run_local(pending: list[TrainConfig], workers: int | None) -> None:
     for k in range(workers):
         slots.put(str(k % gpus) if gpus else None)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_claim_slot, initargs=(slots, threads)) as pool:
+    with worker_pool(workers, _claim_slot, (slots, threads), method="spawn") as pool:
         list(pool.map(run_one, pending))
 
 
@@ -114,9 +117,14 @@ def run_submitit(pending: list[TrainConfig], options: SlurmOptions, cluster: str
 
     try:
         executor = submitit.AutoExecutor(folder=options.logs, cluster=cluster)
-        executor.update_parameters(name="chexbal-sweep", timeout_min=options.minutes, gpus_per_node=options.gpus,
-                                   cpus_per_task=options.cpus, slurm_array_parallelism=options.parallel,
-                                   **({"slurm_partition": options.partition} if options.partition else {}))
+        executor.update_parameters(
+            name="chexbal-sweep",
+            timeout_min=options.minutes,
+            gpus_per_node=options.gpus,
+            cpus_per_task=options.cpus,
+            slurm_array_parallelism=options.parallel,
+            **({"slurm_partition": options.partition} if options.partition else {}),
+        )
         jobs = executor.map_array(run_one, pending)
     except (RuntimeError, OSError, subprocess.CalledProcessError) as err:  # no Slurm here, sbatch refused
         raise ChexbalError(f"could not submit to {cluster}: {str(err).strip().splitlines()[-1]}") from None
@@ -137,8 +145,15 @@ def select(configs: list[TrainConfig]) -> Path:
     candidates = []
     for cfg in configs:
         metrics = json.loads((Path(cfg.run_dir) / "metrics.json").read_text())
-        candidates.append({"run": cfg.run_dir, "lr": cfg.lr, "batch_size": cfg.batch_size, "optimizer": cfg.optimizer,
-                           "val_mean_auc": metrics["val"]["mean_auc"]})
+        candidates.append(
+            {
+                "run": cfg.run_dir,
+                "lr": cfg.lr,
+                "batch_size": cfg.batch_size,
+                "optimizer": cfg.optimizer,
+                "val_mean_auc": metrics["val"]["mean_auc"],
+            }
+        )
     scored = [c for c in candidates if not math.isnan(c["val_mean_auc"])]
     if not scored:
         raise ChexbalError("no run of the sweep has a validation AUC (validation too small?)")

@@ -22,13 +22,13 @@ from . import arms, classifier, distributed, store
 from .augment import random_affine
 from .checkpoint import load_for_resume, save
 from .classifier import to_input
-from .devices import amp_enabled, pick_device
 from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
-from .seeds import stream
+from .devices import amp_enabled, pick_device
 from .errors import ChexbalError
 from .evaluate import auc_per_class, mean_auc
 from .labels import PATHOLOGIES, label_matrix
 from .progress import bar
+from .seeds import stream
 from .splits import check_frac, frac_name, train_val_split
 
 OPTIMIZERS = ("sgd", "adam")
@@ -53,10 +53,13 @@ class TrainConfig:
     dataset: str = DEFAULT_DATASET
     run_dir: str | None = None
 
-    def check(self) -> "TrainConfig":
+    def check(self) -> TrainConfig:
         check_frac(self.frac)
-        for name, value, allowed in (("--aug", self.aug, arms.ARMS), ("--optimizer", self.optimizer, OPTIMIZERS),
-                                     ("--amp", self.amp, ("auto", "on", "off"))):
+        for name, value, allowed in (
+            ("--aug", self.aug, arms.ARMS),
+            ("--optimizer", self.optimizer, OPTIMIZERS),
+            ("--amp", self.amp, ("auto", "on", "off")),
+        ):
             if value not in allowed:
                 raise ChexbalError(f"{name} must be one of {', '.join(allowed)}, not {value!r}", 2)
         if not (self.lr > 0 and self.batch_size >= 2 and self.epochs >= 1):
@@ -74,8 +77,19 @@ class TrainConfig:
 
 
 # What must agree between an interrupted run and its resumption.
-RESUME_KEYS = ("frac", "aug", "lr", "batch_size", "optimizer", "seed", "split_seed", "pos_weight_cap",
-               "weights", "dataset", "amp")
+RESUME_KEYS = (
+    "frac",
+    "aug",
+    "lr",
+    "batch_size",
+    "optimizer",
+    "seed",
+    "split_seed",
+    "pos_weight_cap",
+    "weights",
+    "dataset",
+    "amp",
+)
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
@@ -109,15 +123,24 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                 improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
                 best = row["val_mean_auc"] if improved else best
                 if ranks.main:
-                    checkpoint = {"model": distributed.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                                  "epoch": epoch + 1, "best_val_auc": best, "config": dataclasses.asdict(cfg)}
+                    checkpoint = {
+                        "model": distributed.unwrap(model).state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "epoch": epoch + 1,
+                        "best_val_auc": best,
+                        "config": dataclasses.asdict(cfg),
+                    }
                     if improved or epoch == 0:
                         save(checkpoint, run_dir / "best.pt")
                     save(checkpoint, run_dir / "last.pt")
                     store.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
                 distributed.barrier(ranks)
-                progress.update(task, advance=1, note=f"loss {train_loss:.3f} val {val_loss:.3f} "
-                                f"AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s")
+                progress.update(
+                    task,
+                    advance=1,
+                    note=f"loss {train_loss:.3f} val {val_loss:.3f} "
+                    f"AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s",
+                )
         finish(run_dir, model, data, cfg, use_amp, device, time.perf_counter() - started, ranks)
     finally:
         distributed.teardown(ranks)
@@ -126,8 +149,14 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
 
 def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndarray, data, seconds: float) -> dict:
     val_auc = auc_per_class(data["val"]["y"].cpu().numpy(), val_probs)
-    return {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_mean_auc": mean_auc(val_auc),
-            "train_img_per_s": len(data["train"]["y"]) / seconds, **{f"val_auc/{k}": v for k, v in val_auc.items()}}
+    return {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "val_mean_auc": mean_auc(val_auc),
+        "train_img_per_s": len(data["train"]["y"]) / seconds,
+        **{f"val_auc/{k}": v for k, v in val_auc.items()},
+    }
 
 
 def load_data(cfg: TrainConfig, device: torch.device) -> dict[str, dict]:
@@ -171,8 +200,17 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: bool, device,
-                ranks: distributed.Ranks = distributed.SINGLE, pos_weight: torch.Tensor | None = None) -> tuple[float, float]:
+def train_epoch(
+    model,
+    optimizer,
+    part,
+    cfg: TrainConfig,
+    epoch: int,
+    use_amp: bool,
+    device,
+    ranks: distributed.Ranks = distributed.SINGLE,
+    pos_weight: torch.Tensor | None = None,
+) -> tuple[float, float]:
     """One pass over the training split in a seeded order (each rank its shard); returns
     (seconds, mean loss over all ranks). `pos_weight` (14,) weighs each class's positives."""
     model.train()
@@ -186,12 +224,12 @@ def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, use_amp: b
     total, count = torch.zeros((), device=device), torch.zeros((), device=device)
     timer = Timer(device)
     for i in range(0, len(order), batch_size):
-        batch = order[i:i + batch_size]
+        batch = order[i : i + batch_size]
         if len(batch) < 2:  # BatchNorm cannot train on a single image
             continue
-        x = to_input(part["x"][batch], flips[i:i + len(batch)] if cfg.aug == "standard" else None)
+        x = to_input(part["x"][batch], flips[i : i + len(batch)] if cfg.aug == "standard" else None)
         if cfg.aug == "affine":
-            x = random_affine(x, affine[i:i + len(batch)], **arms.AFFINE)
+            x = random_affine(x, affine[i : i + len(batch)], **arms.AFFINE)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x)
         loss = F.binary_cross_entropy_with_logits(logits.float(), part["y"][batch], pos_weight=pos_weight)
@@ -224,7 +262,9 @@ class Timer:
 
 
 @torch.no_grad()
-def predict(model, part, batch_size: int, use_amp: bool, ranks: distributed.Ranks = distributed.SINGLE) -> tuple[float, np.ndarray]:
+def predict(
+    model, part, batch_size: int, use_amp: bool, ranks: distributed.Ranks = distributed.SINGLE
+) -> tuple[float, np.ndarray]:
     """Mean BCE loss and sigmoid probabilities (n, 14) of a split, in eval mode; each rank scores
     its rows and every rank gets all of them."""
     model.eval()
@@ -234,14 +274,25 @@ def predict(model, part, batch_size: int, use_amp: bool, ranks: distributed.Rank
     logits = [torch.zeros(0, len(PATHOLOGIES), device=device)]
     for i in range(0, len(mine), batch_size):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits.append(distributed.unwrap(model)(to_input(part["x"][mine[i:i + batch_size]])).float())
+            logits.append(distributed.unwrap(model)(to_input(part["x"][mine[i : i + batch_size]])).float())
     logits = distributed.gather_rows(torch.cat(logits), n, ranks)
     loss = F.binary_cross_entropy_with_logits(logits, part["y"]).item() if n else float("nan")
     return loss, torch.sigmoid(logits).cpu().numpy()
 
 
-def begin(run_dir: Path, cfg, model, optimizer, resume: bool, init_note: str, use_amp: bool, device, data, ranks,
-          weights: dict[str, float] | None = None):
+def begin(
+    run_dir: Path,
+    cfg,
+    model,
+    optimizer,
+    resume: bool,
+    init_note: str,
+    use_amp: bool,
+    device,
+    data,
+    ranks,
+    weights: dict[str, float] | None = None,
+):
     """Start a new run folder (rank 0 writes it), or restore the last checkpoint of an interrupted one."""
     last = run_dir / "last.pt"
     if not resume:
@@ -263,11 +314,20 @@ def write_run_files(run_dir: Path, cfg, data, use_amp: bool, device, init_note: 
     their split) and, for arms adding real rows, extra-rows.csv: enough to audit the run from files."""
     run_dir.mkdir(parents=True, exist_ok=True)
     extra = data["extra"]
-    config = {**dataclasses.asdict(cfg), "split_seed_used": cfg.splitting_seed(), "amp_enabled": use_amp,
-              "device_used": str(device), "init": init_note, "train_images": len(data["train"]["y"]),
-              "val_images": len(data["val"]["y"]), "test_images": len(data["test"]["y"]),
-              "extra_images": extra.record if extra else None, "pos_weight": weights,
-              "threads": torch.get_num_threads(), "processes": ranks.world}
+    config = {
+        **dataclasses.asdict(cfg),
+        "split_seed_used": cfg.splitting_seed(),
+        "amp_enabled": use_amp,
+        "device_used": str(device),
+        "init": init_note,
+        "train_images": len(data["train"]["y"]),
+        "val_images": len(data["val"]["y"]),
+        "test_images": len(data["test"]["y"]),
+        "extra_images": extra.record if extra else None,
+        "pos_weight": weights,
+        "threads": torch.get_num_threads(),
+        "processes": ranks.world,
+    }
     store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
     split = pd.concat([data[name]["rows"][["index", "patient"]].assign(split=name) for name in ("train", "val")])
     store.write_atomic(run_dir / "split.csv", split.to_csv(index=False))
@@ -297,4 +357,3 @@ def write_predictions(path: Path, rows: pd.DataFrame, probs: np.ndarray) -> None
     for i, name in enumerate(PATHOLOGIES):
         table[f"prob/{name}"] = probs[:, i]
     store.write_atomic(path, table.to_csv(index=False))
-

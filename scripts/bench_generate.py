@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from chexbal import store
+from chexbal.devices import pick_device
 from chexbal.gan.nets import Generator
 from chexbal.generate import fill
-from chexbal.devices import pick_device
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
             written.append(n / (time.perf_counter() - start))
             start = time.perf_counter()
             for i in range(0, n, store.BLOCK):
-                generator(z[i:i + store.BLOCK].to(device), vectors[i:i + store.BLOCK].to(device)).cpu()
+                generator(z[i : i + store.BLOCK].to(device), vectors[i : i + store.BLOCK].to(device)).cpu()
             bare.append(n / (time.perf_counter() - start))
     print(f"{n} images at {args.size} px on {device}")
     print(f"generate to Zarr   {max(written):8.1f} img/s")

@@ -46,7 +46,10 @@ def time_prepare(root: Path, out: Path, workers: int) -> float:
 def time_xrv(root: Path) -> tuple[float, int]:
     transform = xrv.datasets.XRayCenterCrop(), xrv.datasets.XRayResizer(224, engine="skimage")
     dataset = xrv.datasets.CheX_Dataset(
-        imgpath=str(root), csvpath=str(root / "train.csv"), views=["AP", "PA"], unique_patients=False,
+        imgpath=str(root),
+        csvpath=str(root / "train.csv"),
+        views=["AP", "PA"],
+        unique_patients=False,
         transform=lambda image: transform[1](transform[0](image)),
     )
     start = time.perf_counter()
@@ -65,8 +68,11 @@ def main() -> None:
         xrv_seconds, n = time_xrv(root)
         all_cores = time_prepare(root, Path(tmp) / "data", os.cpu_count() or 1)
         one_core = time_prepare(root, Path(tmp) / "data", 1)
-    rates = {"torchxrayvision CheX_Dataset (1 process)": n / xrv_seconds,
-             f"chexbal prepare ({os.cpu_count()} processes)": n / all_cores, "chexbal prepare (1 process)": n / one_core}
+    rates = {
+        "torchxrayvision CheX_Dataset (1 process)": n / xrv_seconds,
+        f"chexbal prepare ({os.cpu_count()} processes)": n / all_cores,
+        "chexbal prepare (1 process)": n / one_core,
+    }
     print(f"{n} frontal JPEGs (320x390, 390x320, 300x300) to 224x224 uint8")
     for name, rate in rates.items():
         print(f"{name:45s} {rate:8.1f} img/s")

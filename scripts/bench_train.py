@@ -58,8 +58,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = classifier.build(quiet=True)[0].to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    part = {"x": torch.randint(0, 256, (args.images, args.size, args.size), dtype=torch.uint8, device=device),
-            "y": (torch.rand(args.images, 14, device=device) < 0.2).float()}
+    part = {
+        "x": torch.randint(0, 256, (args.images, args.size, args.size), dtype=torch.uint8, device=device),
+        "y": (torch.rand(args.images, 14, device=device) < 0.2).float(),
+    }
     bare(model, optimizer, 2 * args.batch_size, cfg, args.size, use_amp, device)  # warm-up
     epoch_rates, bare_rates = [], []
     for trial in range(2):
@@ -67,7 +69,9 @@ def main() -> None:
         epoch_rates.append(args.images / seconds)
         bare_rates.append(bare(model, optimizer, args.images, cfg, args.size, use_amp, device))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{name}; DenseNet-121, {args.size} px, batch {args.batch_size}, bf16 autocast {'on' if use_amp else 'off'}, aug {args.aug}")
+    print(
+        f"{name}; DenseNet-121, {args.size} px, batch {args.batch_size}, bf16 autocast {'on' if use_amp else 'off'}, aug {args.aug}"
+    )
     print(f"train epoch  {max(epoch_rates):8.1f} img/s")
     print(f"bare model   {max(bare_rates):8.1f} img/s")
     print(f"ratio {max(epoch_rates) / max(bare_rates):.3f}")

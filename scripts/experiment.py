@@ -59,18 +59,28 @@ def classifier_task(frac: float, arm: str, seed: int, epochs: int, train_images:
     run = runs_root() / f"frac-{frac:g}" / arm / f"lr0.001-bs32-adam-seed{seed}"
     extra = 0 if arm in ("none", "standard", "affine", "weighted") else 0.45 * train_images  # about the plan's share
     needs = {"gan": (f"generate pool {frac:g}",), "gan-regimen": (f"generate regimen {frac:g}",)}.get(arm, ())
-    seconds = epochs * (train_images + extra) * COST["image_epoch"] + (test_images + epochs * 0.06 * train_images) * COST["test_image"]
+    seconds = (
+        epochs * (train_images + extra) * COST["image_epoch"] + (test_images + epochs * 0.06 * train_images) * COST["test_image"]
+    )
     command = [*CHEXBAL, "sweep", "--frac", f"{frac:g}", "--aug", arm, "--seed", str(seed), "--epochs", str(epochs), *RUN]
     return Task(f"train {frac:g} {arm} seed {seed}", command, run / "metrics.json", seconds, needs)
 
 
 def plan(seeds_1: int, seeds_10: int, arms_10: tuple[str, ...], epochs_10: int) -> list[Task]:
     """Every task in the order it should start: the whole 1% part first, then the 10% part."""
-    tasks = [Task("prepare", [*CHEXBAL, "prepare", "--frac", "1", "--workers", "1"],
-                  Path("data") / DATASET / "subsets" / "frac-1.csv", 240)]
+    tasks = [
+        Task(
+            "prepare",
+            [*CHEXBAL, "prepare", "--frac", "1", "--workers", "1"],
+            Path("data") / DATASET / "subsets" / "frac-1.csv",
+            240,
+        )
+    ]
     judges = [runs_root() / "frac-0.01" / "none" / f"lr0.001-bs32-adam-seed{s}" for s in (0, 1)]
-    for frac, seeds, arms, epochs, train_images in ((0.01, seeds_1, ALL_ARMS, 10, 1708),
-                                                    (0.1, seeds_10, arms_10, epochs_10, 17187)):
+    for frac, seeds, arms, epochs, train_images in (
+        (0.01, seeds_1, ALL_ARMS, 10, 1708),
+        (0.1, seeds_10, arms_10, epochs_10, 17187),
+    ):
         tasks += generator_tasks(frac)
         tasks += [classifier_task(frac, arm, seed, epochs, train_images, 9644) for seed in range(seeds) for arm in arms]
         evaluated = ("pool", "regimen") if frac == 0.01 else ("regimen",)  # one pool generator for both
@@ -83,14 +93,35 @@ def generator_tasks(frac: float) -> list[Task]:
     synthetic = Path("data") / DATASET / "synthetic"
     gan_dir = Path("runs") / "gan" / DATASET / f"frac-{frac:g}"
     return [
-        Task(f"prepare {frac:g}", [*CHEXBAL, "prepare", "--frac", f"{frac:g}", "--workers", "1"],
-             Path("data") / DATASET / "subsets" / f"frac-{frac:g}.csv", 10, ("prepare",)),
-        Task(f"generate pool {frac:g}", [*CHEXBAL, "generate", "--frac", f"{frac:g}"],
-             synthetic / f"frac-{frac:g}" / "provenance.json", COST["generate"], (f"prepare {frac:g}",)),
-        Task(f"train-gan {frac:g}", [*CHEXBAL, "train-gan", "--frac", f"{frac:g}", *GAN],
-             gan_dir / "generator.json", GAN_STEPS * COST["gan_step"], (f"prepare {frac:g}",), GAN_STEPS),
-        Task(f"generate regimen {frac:g}", [*CHEXBAL, "generate", "--frac", f"{frac:g}", "--generator", "regimen"],
-             synthetic / f"frac-{frac:g}-regimen" / "provenance.json", COST["generate"], (f"train-gan {frac:g}",)),
+        Task(
+            f"prepare {frac:g}",
+            [*CHEXBAL, "prepare", "--frac", f"{frac:g}", "--workers", "1"],
+            Path("data") / DATASET / "subsets" / f"frac-{frac:g}.csv",
+            10,
+            ("prepare",),
+        ),
+        Task(
+            f"generate pool {frac:g}",
+            [*CHEXBAL, "generate", "--frac", f"{frac:g}"],
+            synthetic / f"frac-{frac:g}" / "provenance.json",
+            COST["generate"],
+            (f"prepare {frac:g}",),
+        ),
+        Task(
+            f"train-gan {frac:g}",
+            [*CHEXBAL, "train-gan", "--frac", f"{frac:g}", *GAN],
+            gan_dir / "generator.json",
+            GAN_STEPS * COST["gan_step"],
+            (f"prepare {frac:g}",),
+            GAN_STEPS,
+        ),
+        Task(
+            f"generate regimen {frac:g}",
+            [*CHEXBAL, "generate", "--frac", f"{frac:g}", "--generator", "regimen"],
+            synthetic / f"frac-{frac:g}-regimen" / "provenance.json",
+            COST["generate"],
+            (f"train-gan {frac:g}",),
+        ),
     ]
 
 
@@ -98,8 +129,19 @@ def gan_eval_task(frac: float, generator: str, judges: list[Path]) -> Task:
     """A generator's fidelity, judged by two no-augmentation runs of the 1% regimen (seeds 0 and 1)."""
     out = runs_root() / f"gan-eval-{generator}-{frac:g}.json"
     checkpoint = ["--checkpoint", str(Path("runs") / "gan" / DATASET / f"frac-{frac:g}" / "generator.pt")]
-    command = [*CHEXBAL, "gan-eval", "--n", "2000", "--classifier", str(judges[0]), "--second-judge", str(judges[1]),
-               "--out", str(out), *(checkpoint if generator == "regimen" else [])]
+    command = [
+        *CHEXBAL,
+        "gan-eval",
+        "--n",
+        "2000",
+        "--classifier",
+        str(judges[0]),
+        "--second-judge",
+        str(judges[1]),
+        "--out",
+        str(out),
+        *(checkpoint if generator == "regimen" else []),
+    ]
     needs = ("train 0.01 none seed 0", "train 0.01 none seed 1", f"train-gan {frac:g}")
     return Task(f"gan-eval {generator} {frac:g}", command, out, COST["eval"], needs)
 
@@ -142,7 +184,9 @@ def record_time(path: Path, name: str, status: str, seconds: float) -> None:
     with open(path, "a") as out:
         if new:
             out.write("task,status,minutes,machine,ended\n")
-        out.write(f"{name},{status},{seconds / 60:.2f},{os.uname().machine} {os.cpu_count()} cores,{time.strftime('%Y-%m-%d %H:%M')}\n")
+        out.write(
+            f"{name},{status},{seconds / 60:.2f},{os.uname().machine} {os.cpu_count()} cores,{time.strftime('%Y-%m-%d %H:%M')}\n"
+        )
 
 
 def main() -> None:
@@ -157,8 +201,10 @@ def main() -> None:
     tasks = plan(args.seeds_1, args.seeds_10, tuple(args.arms_10.split(",")), args.epochs_10)
     left = [t for t in tasks if not t.done()]
     hours = sum(t.seconds for t in left) / 3600
-    print(f"experiment: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run, "
-          f"about {hours:.1f} CPU-hours ({hours / args.parallel:.1f} h with {args.parallel} at once)")
+    print(
+        f"experiment: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run, "
+        f"about {hours:.1f} CPU-hours ({hours / args.parallel:.1f} h with {args.parallel} at once)"
+    )
     for t in left:
         print(f"  {t.seconds / 60:6.1f} min  {t.name}")
     if not args.plan_only:

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from chexbal import store
-from chexbal.prepare import prepare
 from chexbal.labels import PATHOLOGIES, TARGETS
+from chexbal.prepare import prepare
 
 # Several aspect ratios, as in CheXpert (portrait, landscape, square).
 SHAPES = [(320, 390), (390, 320), (300, 300)]
@@ -35,7 +35,7 @@ def make_chexpert(root: Path, n_patients: int = 40, seed: int = 0) -> Path:
                 pixels = np.zeros((height, width), np.uint8)
                 side = min(height, width)
                 top, left = (height - side) // 2, (width - side) // 2
-                pixels[top:top + side, left:left + side] = 200
+                pixels[top : top + side, left : left + side] = 200
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(pixels).save(root / rel, quality=95)
                 labels = rng.choice([1.0, 0.0, -1.0, np.nan], size=len(PATHOLOGIES), p=[0.2, 0.3, 0.1, 0.4])
@@ -77,7 +77,9 @@ def make_planted(root, n_patients=240, seed=0, target_rate=None):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels).save(root / rel, quality=95)
         rows.append([f"CheXpert-v1.0-small/{rel}", "Male", 50, "Frontal", "PA", *labels])
-    pd.DataFrame(rows, columns=["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *PATHOLOGIES]).to_csv(root / "train.csv", index=False)
+    pd.DataFrame(rows, columns=["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *PATHOLOGIES]).to_csv(
+        root / "train.csv", index=False
+    )
     return root
 
 

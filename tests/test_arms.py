@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from chexbal import arms, store, train as train_module
+from chexbal import arms, store
+from chexbal import train as train_module
 from chexbal.dataset import read_index, read_subset
 from chexbal.errors import ChexbalError
 from chexbal.gan.train import GanConfig, train_gan
@@ -22,8 +23,16 @@ from chexbal.train import TrainConfig, load_data, train
 
 
 def config(base, **overrides) -> TrainConfig:
-    options = dict(frac=0.5, epochs=1, batch_size=16, data_dir=str(base / "data"), dataset="rare",
-                   run_dir=str(base / "runs" / "default"), amp="off", split_seed=0)
+    options = dict(
+        frac=0.5,
+        epochs=1,
+        batch_size=16,
+        data_dir=str(base / "data"),
+        dataset="rare",
+        run_dir=str(base / "runs" / "default"),
+        amp="off",
+        split_seed=0,
+    )
     return TrainConfig(**{**options, **overrides})
 
 
@@ -86,8 +95,9 @@ def test_weighted_loss_uses_the_stated_positive_weights():
     pos_weight = torch.tensor([weights[n] for n in PATHOLOGIES])
     cfg = TrainConfig(batch_size=4, aug="weighted")
     model = FixedLogits(logits)
-    _, loss = train_module.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), part, cfg, 0, False,
-                                       torch.device("cpu"), pos_weight=pos_weight)
+    _, loss = train_module.train_epoch(
+        model, torch.optim.SGD(model.parameters(), lr=0.0), part, cfg, 0, False, torch.device("cpu"), pos_weight=pos_weight
+    )
     p = torch.sigmoid(logits)
     y = part["y"]
     by_hand = -(pos_weight * y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
@@ -104,14 +114,24 @@ def test_a_run_records_its_split_extras_and_weights(rare):
     assert set(split.loc[split["split"] == "val", "patient"]) == set(val_rows["patient"])
     run = train(config(rare, aug="oversample", run_dir=str(rare / "runs" / "oversample")), quiet=True)
     extra = pd.read_csv(run / "extra-rows.csv")
-    assert list(extra.columns) == ["index", "patient", "target"] and len(extra) == json.loads(
-        (run / "config.json").read_text())["extra_images"]["images"]
+    assert (
+        list(extra.columns) == ["index", "patient", "target"]
+        and len(extra) == json.loads((run / "config.json").read_text())["extra_images"]["images"]
+    )
 
 
 @pytest.fixture(scope="module")
 def regimen_generator(rare):
-    cfg = GanConfig(frac=0.5, steps=2, batch_size=8, checkpoint_every=2, sample_every=2, data_dir=str(rare / "data"),
-                    dataset="rare", run_dir=str(rare / "gan-0.5"))
+    cfg = GanConfig(
+        frac=0.5,
+        steps=2,
+        batch_size=8,
+        checkpoint_every=2,
+        sample_every=2,
+        data_dir=str(rare / "data"),
+        dataset="rare",
+        run_dir=str(rare / "gan-0.5"),
+    )
     return train_gan(cfg, quiet=True)
 
 

@@ -49,8 +49,19 @@ def test_csv_without_label_columns(chexpert_root, tmp_path):
 def test_missing_image_via_cli(chexpert_root, tmp_path):
     first = pd.read_csv(chexpert_root / "train.csv")["Path"][0]
     (chexpert_root / first.split("/", 1)[1]).unlink()
-    result, output = invoke("prepare", "--source", "chexpert", "--root", chexpert_root, "--frac", "1",
-                            "--data-dir", tmp_path / "data", "--workers", "1")
+    result, output = invoke(
+        "prepare",
+        "--source",
+        "chexpert",
+        "--root",
+        chexpert_root,
+        "--frac",
+        "1",
+        "--data-dir",
+        tmp_path / "data",
+        "--workers",
+        "1",
+    )
     assert result.exit_code == 1 and "Traceback" not in output
     assert "1 images are missing or unreadable" in output.splitlines()[-1] and first in output
 
@@ -77,8 +88,9 @@ def test_help_shows_descriptive_defaults():
     assert "1e-2 5e-3 1e-3" in result.output and "one per GPU" in result.output
 
 
-@pytest.mark.parametrize("option", [["--target-share", "1.5"], ["--aux-weight", "-1"], ["--negatives", "Nodule"],
-                                    ["--negatives-from", "-1"]])
+@pytest.mark.parametrize(
+    "option", [["--target-share", "1.5"], ["--aux-weight", "-1"], ["--negatives", "Nodule"], ["--negatives-from", "-1"]]
+)
 def test_impossible_gan_options(tmp_path, option):
     result, output = invoke("train-gan", "--data-dir", tmp_path, *option)
     assert_one_line_error(result, output, 2, f"{option[0]} must be")

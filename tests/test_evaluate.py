@@ -35,6 +35,7 @@ def test_bootstrap_matches_sklearn_on_the_unresampled_data_and_ci_contains_the_e
     low, high = confidence_interval(samples)
     assert low < point < high and high - low < 0.2
     assert abs(samples.mean() - point) < 0.01
+
     # A "resample" that keeps every image once is the data itself: the weighted AUC is sklearn's.
     class KeepEveryImage:
         def multinomial(self, n, p, size):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import PLANTED, make_chexpert, make_planted
 
 from chexbal import generate as generate_module
 from chexbal import synthetic
@@ -16,8 +17,6 @@ from chexbal.generate import generate, load_generator
 from chexbal.labels import PATHOLOGIES, TARGETS
 from chexbal.prepare import prepare
 
-from conftest import PLANTED, make_chexpert, make_planted
-
 STEPS_TO_LEARN = 300
 
 
@@ -26,8 +25,15 @@ def small(tmp_path_factory):
     base = tmp_path_factory.mktemp("gan")
     root = make_chexpert(base / "CheXpert-v1.0-small", n_patients=80)
     prepare("chexpert", root, 1.0, 32, data_dir=base / "data", dataset="small", workers=1, quiet=True)
-    cfg = GanConfig(steps=4, batch_size=8, sample_every=2, checkpoint_every=2, data_dir=str(base / "data"),
-                    dataset="small", run_dir=str(base / "gan"))
+    cfg = GanConfig(
+        steps=4,
+        batch_size=8,
+        sample_every=2,
+        checkpoint_every=2,
+        data_dir=str(base / "data"),
+        dataset="small",
+        run_dir=str(base / "gan"),
+    )
     train_gan(cfg, quiet=True)
     return base
 
@@ -62,11 +68,11 @@ def test_generator_discriminator_and_label_classifier_shapes_and_conditioning():
 def test_balanced_rows_oversample_each_target_from_its_positives():
     pool = pd.DataFrame(0.0, index=range(1000), columns=list(PATHOLOGIES))
     for k, name in enumerate(TARGETS):  # ten positives per target, in disjoint rows
-        pool.loc[10 * k:10 * k + 9, name] = 1.0
+        pool.loc[10 * k : 10 * k + 9, name] = 1.0
     rows = BalancedRows(pool, share=0.5)
     drawn = torch.cat([rows(64, torch.Generator().manual_seed(s)) for s in range(20)]).numpy()
-    first_half = np.concatenate([drawn[64 * b:64 * b + 32] for b in range(20)])
-    for k, name in enumerate(TARGETS):
+    first_half = np.concatenate([drawn[64 * b : 64 * b + 32] for b in range(20)])
+    for name in TARGETS:
         assert (pool.loc[first_half, name] == 1).mean() == pytest.approx(1 / 3, abs=0.03), name  # 11, 11, 10 of 32
     assert (first_half < 30).all() and (drawn >= 30).mean() > 0.45  # the rest spread over the whole pool
     same = rows(64, torch.Generator().manual_seed(3)), rows(64, torch.Generator().manual_seed(3))
@@ -80,8 +86,9 @@ def test_train_gan_writes_a_run_and_resumes(small):
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000002.png", "step-000004.png"]
     saved = torch.load(run / "generator.pt", weights_only=True)  # plain tensors and a config, no code
     assert saved["config"]["labels"] == list(PATHOLOGIES) and saved["config"]["size"] == 32
-    cfg = GanConfig(steps=6, batch_size=8, sample_every=2, checkpoint_every=2, data_dir=str(small / "data"),
-                    dataset="small", run_dir=str(run))
+    cfg = GanConfig(
+        steps=6, batch_size=8, sample_every=2, checkpoint_every=2, data_dir=str(small / "data"), dataset="small", run_dir=str(run)
+    )
     with pytest.raises(ChexbalError, match="--resume"):
         train_gan(cfg, quiet=True)
     train_gan(cfg, resume=True, quiet=True)
@@ -94,8 +101,9 @@ def test_negatives_change_nothing_before_negatives_from_and_train_the_label_clas
     cfg = GanConfig(steps=2, batch_size=8, data_dir=str(small / "data"), dataset="small")
     states = {}
     for name, negatives, start in (("plain", (), 0), ("later", ("Fracture",), 2), ("now", ("Fracture",), 0)):
-        run = train_gan(dataclasses.replace(cfg, negatives=negatives, negatives_from=start, run_dir=str(tmp_path / name)),
-                        quiet=True)
+        run = train_gan(
+            dataclasses.replace(cfg, negatives=negatives, negatives_from=start, run_dir=str(tmp_path / name)), quiet=True
+        )
         states[name] = torch.load(run / "last.pt", weights_only=False)
     for net in ("G", "C"):
         assert all(torch.equal(v, states["later"][net][k]) for k, v in states["plain"][net].items()), net
@@ -115,11 +123,14 @@ def shrink_a_layer(saved):
     saved["C"]["classify.weight"] = saved["C"]["classify.weight"][:-1]
 
 
-@pytest.mark.parametrize("damage, message", [
-    (drop_label_classifier, "older chexbal without C, opt_c: start a new run"),
-    (drop_a_setting, "older chexbal without classifier_lr: start a new run"),
-    (shrink_a_layer, "holds networks of another shape .*: start a new run"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (drop_label_classifier, "older chexbal without C, opt_c: start a new run"),
+        (drop_a_setting, "older chexbal without classifier_lr: start a new run"),
+        (shrink_a_layer, "holds networks of another shape .*: start a new run"),
+    ],
+)
 def test_resume_refuses_a_run_written_with_other_networks(small, tmp_path, damage, message):
     """A last.pt from another chexbal gets one line, not a traceback from load_state_dict."""
     import shutil
@@ -188,9 +199,12 @@ def test_generate_refuses_a_checkpoint_that_does_not_match(small, tmp_path):
     torch.save({**saved, "config": {**saved["config"], "labels": sorted(PATHOLOGIES)}}, wrong_labels)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    for path, message in ((wrong_size, "makes 64 px images, but the dataset holds 32 px"),
-                          (wrong_labels, "another label set"), (garbage, "not a chexbal generator checkpoint"),
-                          (tmp_path / "absent.pt", "not found")):
+    for path, message in (
+        (wrong_size, "makes 64 px images, but the dataset holds 32 px"),
+        (wrong_labels, "another label set"),
+        (garbage, "not a chexbal generator checkpoint"),
+        (tmp_path / "absent.pt", "not found"),
+    ):
         with pytest.raises(ChexbalError, match=message):
             generate(1.0, path, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
 
@@ -201,8 +215,15 @@ def test_the_generator_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
     reaches the image."""
     root = make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=160)
     prepare("chexpert", root, 1.0, 32, data_dir=tmp_path / "data", dataset="planted", workers=1, quiet=True)
-    cfg = GanConfig(steps=STEPS_TO_LEARN, batch_size=16, base=8, sample_every=10_000, data_dir=str(tmp_path / "data"),
-                    dataset="planted", run_dir=str(tmp_path / "gan"))
+    cfg = GanConfig(
+        steps=STEPS_TO_LEARN,
+        batch_size=16,
+        base=8,
+        sample_every=10_000,
+        data_dir=str(tmp_path / "data"),
+        dataset="planted",
+        run_dir=str(tmp_path / "gan"),
+    )
     generator, _ = load_generator(train_gan(cfg, quiet=True) / "generator.pt", 32, torch.device("cpu"))
     y = torch.zeros(64, len(PATHOLOGIES))
     y[:, PATHOLOGIES.index("Lung Lesion")] = 1

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chexbal.cli import app
+from chexbal.errors import ChexbalError
 from chexbal.labels import PATHOLOGIES, TARGETS
 from chexbal.plan import make_plan
 
@@ -39,7 +40,7 @@ def test_every_target_reaches_the_share_with_the_fewest_images(share):
         mine = plan.vectors[plan.vectors["target"] == target]
         if len(mine):
             without = plan.vectors.drop(index=mine.index[-1])
-            assert (( target_counts(real) + target_counts(without)) / (total - 1) < share - 1e-12).any()
+            assert ((target_counts(real) + target_counts(without)) / (total - 1) < share - 1e-12).any()
     assert plan.generate == plan.vectors["target"].value_counts().reindex(list(TARGETS), fill_value=0).to_dict()
 
 
@@ -69,3 +70,17 @@ def test_plan_json_from_the_bundled_chexpert_labels():
     assert set(summary) == {"real", "generate", "augmented", "share"}
     assert summary["augmented"] == summary["real"] + sum(summary["generate"].values())
     assert min(summary["share"].values()) >= 0.15 and set(summary["generate"]) == set(TARGETS)
+
+
+@pytest.mark.parametrize("share", [0.4, 0.9])
+def test_an_unreachable_share_is_refused_at_once(share):
+    """Three targets that never co-occur cannot each be 40% of one set: one clear error, no endless loop."""
+    with pytest.raises(ChexbalError, match=f"--share {share:g} cannot be reached") as caught:
+        make_plan(rows(), share=share)
+    assert caught.value.exit_code == 2
+
+
+def test_sharing_findings_makes_a_high_share_reachable():
+    real = rows(lesion_carries_fracture=True)
+    plan = make_plan(real, share=0.3)
+    assert min(plan.share.values()) >= 0.3

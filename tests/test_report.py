@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
+from conftest import PLANTED
 
 from chexbal import classifier
 from chexbal.cam import class_activation_maps
@@ -17,8 +18,6 @@ from chexbal.labels import PATHOLOGIES, TARGETS
 from chexbal.prepare import prepare
 from chexbal.report import report
 from chexbal.train import TrainConfig, train
-
-from conftest import PLANTED
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +32,15 @@ def study(planted, tmp_path_factory):
         cfg = TrainConfig(frac=1.0, aug=aug, epochs=2, batch_size=16, data_dir=str(data), dataset="p64", amp="off")
         cfg.run_dir = str(base / "runs" / cfg.default_run_dir().relative_to("runs"))
         train(cfg, quiet=True)
-    gan_eval(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()), base / "gan" / "generator.pt", n=40,
-             data_dir=data, dataset="p64", out=base / "runs" / "p64" / "gan-eval.json", quiet=True)
+    gan_eval(
+        next((base / "runs" / "p64" / "frac-1" / "none").iterdir()),
+        base / "gan" / "generator.pt",
+        n=40,
+        data_dir=data,
+        dataset="p64",
+        out=base / "runs" / "p64" / "gan-eval.json",
+        quiet=True,
+    )
     folder = report("test", base / "runs", data, "p64", base / "reports", n_boot=200)
     return base, folder
 
@@ -59,8 +65,16 @@ class TagBalance(HTMLParser):
 
 def test_report_files_and_self_contained_html(study):
     _, folder = study
-    assert {"report.md", "report.html", "samples.png", "learning-curves.png", "cams.png", "forest.png", "table2.csv",
-            "comparisons.csv"} <= {p.name for p in folder.iterdir()}
+    assert {
+        "report.md",
+        "report.html",
+        "samples.png",
+        "learning-curves.png",
+        "cams.png",
+        "forest.png",
+        "table2.csv",
+        "comparisons.csv",
+    } <= {p.name for p in folder.iterdir()}
     page = (folder / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
     parser = TagBalance()
@@ -68,8 +82,20 @@ def test_report_files_and_self_contained_html(study):
     assert parser.errors == [] and parser.stack == []
     assert parser.sources and all(s.startswith("data:image/png;base64,") for s in parser.sources), "HTML refers to outside files"
     markdown = (folder / "report.md").read_text()
-    for heading in ("The answer", "Table 1", "Table 2", "Comparisons", "Validation positives", "Samples", "Learning curves",
-                    "Class activation maps", "GAN quality", "sensitivity to uncertain labels", "each seed's run", "Provenance"):
+    for heading in (
+        "The answer",
+        "Table 1",
+        "Table 2",
+        "Comparisons",
+        "Validation positives",
+        "Samples",
+        "Learning curves",
+        "Class activation maps",
+        "GAN quality",
+        "sensitivity to uncertain labels",
+        "each seed's run",
+        "Provenance",
+    ):
         assert heading in markdown
     assert "— (not run)" not in markdown.split("## Appendix")[0], "an arm that ran is reported as missing"
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from chexbal.evaluate import (bootstrap_aucs, confidence_interval, delong, format_p, holm, resample_weights,
-                              weighted_aucs)
+from chexbal.evaluate import bootstrap_aucs, confidence_interval, delong, format_p, holm, resample_weights, weighted_aucs
 from chexbal.stats import SeedBootstrap
 
 
@@ -121,8 +120,7 @@ def simulated_seeds(effect, n_seeds, rng, n_patients=200):
     noise = rng.normal(0, 1, len(y))
     scores = {}
     for arm, gain in (("none", 0.0), ("other", effect)):
-        scores[arm] = {s: y * (1.0 + gain + rng.normal(0, 0.15)) + noise + rng.normal(0, 0.8, len(y))
-                       for s in range(n_seeds)}
+        scores[arm] = {s: y * (1.0 + gain + rng.normal(0, 0.15)) + noise + rng.normal(0, 0.8, len(y)) for s in range(n_seeds)}
     return y, patients, scores
 
 

@@ -8,21 +8,30 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import PLANTED
 from typer.testing import CliRunner
 
-from chexbal import store, synthetic, train as train_module
+from chexbal import store, synthetic
+from chexbal import train as train_module
+from chexbal.classifier import to_input
 from chexbal.cli import app
 from chexbal.errors import ChexbalError
 from chexbal.labels import PATHOLOGIES
 from chexbal.prepare import prepare
-from chexbal.classifier import to_input
 from chexbal.train import TrainConfig, load_data, train
 
-from conftest import PLANTED
 
 def config(base, **overrides) -> TrainConfig:
-    options = dict(frac=1.0, epochs=3, batch_size=16, lr=1e-3, data_dir=str(base / "data"), dataset="planted",
-                   run_dir=str(base / "runs" / "default"), amp="off")
+    options = dict(
+        frac=1.0,
+        epochs=3,
+        batch_size=16,
+        lr=1e-3,
+        data_dir=str(base / "data"),
+        dataset="planted",
+        run_dir=str(base / "runs" / "default"),
+        amp="off",
+    )
     return TrainConfig(**{**options, **overrides})
 
 
@@ -35,7 +44,11 @@ def test_a_finding_visible_in_one_class_comes_out_under_its_name(planted):
     # Random labels score about 0.5 on average (a small test set lets single classes stray).
     assert aucs[PLANTED] > 0.9 and aucs[PLANTED] > np.mean(others) + 0.2, aucs
     predictions = pd.read_csv(run / "test-predictions.csv")
-    assert predictions["patient"].isin(pd.read_csv(planted / "data" / "planted" / "index.csv").query("split == 'test'")["patient"]).all()
+    assert (
+        predictions["patient"]
+        .isin(pd.read_csv(planted / "data" / "planted" / "index.csv").query("split == 'test'")["patient"])
+        .all()
+    )
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3] and {"train_loss", "val_loss", "val_mean_auc"} <= set(history.columns)
 
@@ -100,8 +113,14 @@ def invoke(*args):
 def test_bad_options_are_one_line(planted, tmp_path):
     common = ["--data-dir", planted / "data", "--dataset", "planted", "--frac", "1", "--run-dir", tmp_path / "r"]
     code, out = invoke("train", "--aug", "mixup", *common)
-    assert code == 2 and out == "error: --aug must be one of none, standard, affine, weighted, oversample, gan, gan-regimen, real-extra, not 'mixup'"
-    prepare("chexpert", planted / "CheXpert-v1.0-small", 0.5, 32, data_dir=planted / "data", dataset="planted", workers=1, quiet=True)
+    assert (
+        code == 2
+        and out
+        == "error: --aug must be one of none, standard, affine, weighted, oversample, gan, gan-regimen, real-extra, not 'mixup'"
+    )
+    prepare(
+        "chexpert", planted / "CheXpert-v1.0-small", 0.5, 32, data_dir=planted / "data", dataset="planted", workers=1, quiet=True
+    )
     code, out = invoke("train", "--aug", "gan", "--data-dir", planted / "data", "--dataset", "planted", "--frac", "0.5")
     assert code == 1 and "run `chexbal generate --frac 0.5` first" in out and "Traceback" not in out
     resnet = tmp_path / "resnet.pt"
@@ -139,9 +158,30 @@ def test_torchrun_with_two_processes_matches_one(planted, tmp_path):
     import sys
 
     single = train(config(planted, run_dir=str(tmp_path / "single"), epochs=2), quiet=True)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "chexbal.cli",
-               "train", "--frac", "1", "--epochs", "2", "--batch-size", "16", "--amp", "off", "--data-dir",
-               str(planted / "data"), "--dataset", "planted", "--run-dir", str(tmp_path / "ddp")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "chexbal.cli",
+        "train",
+        "--frac",
+        "1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--amp",
+        "off",
+        "--data-dir",
+        str(planted / "data"),
+        "--dataset",
+        "planted",
+        "--run-dir",
+        str(tmp_path / "ddp"),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     config_written = json.loads((tmp_path / "ddp" / "config.json").read_text())
@@ -165,4 +205,3 @@ def test_sweep_through_submitit_local_executor(planted, monkeypatch, tmp_path):
     assert all((tmp_path / c.run_dir / "metrics.json").exists() for c in configs)
     selection = json.loads(sweep_module.select(configs).read_text())
     assert selection["selected"]["run"] in {c.run_dir for c in configs}
-

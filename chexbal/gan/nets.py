@@ -11,7 +11,6 @@ images, supplies the auxiliary classification loss of AC-GAN (Odena et al. 2017)
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -121,8 +120,9 @@ class LabelClassifier(nn.Module):
     def __init__(self, size: int = 64, base: int = 32):
         super().__init__()
         ch = widths(size, base)[::-1]
-        self.blocks = nn.Sequential(*(nn.Sequential(nn.Conv2d(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.2))
-                                      for a, b in zip([1, *ch[:-1]], ch)))
+        self.blocks = nn.Sequential(
+            *(nn.Sequential(nn.Conv2d(a, b, 3, 2, 1), nn.BatchNorm2d(b), nn.LeakyReLU(0.2)) for a, b in zip([1, *ch[:-1]], ch))
+        )
         self.classify = nn.Linear(ch[-1], N_LABELS)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -26,14 +26,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import store
+from ..checkpoint import load_for_resume, save
 from ..dataset import DEFAULT_DATASET, load_images, locate, read_index, read_subset
+from ..devices import pick_device
 from ..errors import ChexbalError
 from ..labels import PATHOLOGIES, TARGETS, label_matrix
 from ..progress import bar
 from ..seeds import stream
 from ..splits import train_val_split
-from ..checkpoint import load_for_resume, save
-from ..devices import pick_device
 from .augment import diff_augment
 from .nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
 
@@ -65,8 +65,22 @@ class GanConfig:
         return Path("runs") / "gan" / self.dataset / f"frac-{self.frac:g}"
 
 
-RESUME_KEYS = ("frac", "batch_size", "lr", "z_dim", "base", "ema", "aux_weight", "classifier_lr", "negatives",
-               "negatives_from", "target_share", "seed", "split_seed", "dataset")
+RESUME_KEYS = (
+    "frac",
+    "batch_size",
+    "lr",
+    "z_dim",
+    "base",
+    "ema",
+    "aux_weight",
+    "classifier_lr",
+    "negatives",
+    "negatives_from",
+    "target_share",
+    "seed",
+    "split_seed",
+    "dataset",
+)
 
 
 def training_rows(folder: Path, frac: float, split_seed: int) -> pd.DataFrame:
@@ -114,7 +128,9 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
         task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
         for step in range(start, cfg.steps):
             rng = stream(cfg.seed, step)  # resumable: one stream per step
-            d_loss, c_loss, g_loss = train_step(nets, images, labels, rows, cfg, rng, denied if step >= cfg.negatives_from else [])
+            d_loss, c_loss, g_loss = train_step(
+                nets, images, labels, rows, cfg, rng, denied if step >= cfg.negatives_from else []
+            )
             update_ema(G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
             if step % 50 == 0 or step == cfg.steps - 1:
                 losses.append({"step": step + 1, "d_loss": d_loss, "c_loss": c_loss, "g_loss": g_loss})
@@ -151,8 +167,9 @@ class BalancedRows:
         return rows
 
 
-def train_step(nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator,
-               denied: list[int]) -> tuple[float, float, float]:
+def train_step(
+    nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator, denied: list[int]
+) -> tuple[float, float, float]:
     """One update of D (hinge), of the label classifier C and of G (both their verdicts).
 
     C learns the labels of real images and, for each column in `denied` (`--negatives`), that the
@@ -223,7 +240,7 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
     device = next(G.parameters()).device
     images = to_uint8(G(z.to(device), labels.to(device)))
     per_row = len(images) // len(names)
-    grid = np.concatenate([np.concatenate(list(images[i * per_row:(i + 1) * per_row]), axis=1) for i in range(len(names))])
+    grid = np.concatenate([np.concatenate(list(images[i * per_row : (i + 1) * per_row]), axis=1) for i in range(len(names))])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     Image.fromarray(grid).save(tmp)
@@ -232,15 +249,33 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
 
 def trained_on(cfg: GanConfig, rows: pd.DataFrame) -> dict:
     """What a generator saw, recorded in its checkpoint and generator.json."""
-    return {"dataset": cfg.dataset, "frac": cfg.frac, "split_seed": cfg.split_seed, "rows": len(rows),
-            "patients": int(rows["patient"].nunique()), "validation_patients_excluded": True}
+    return {
+        "dataset": cfg.dataset,
+        "frac": cfg.frac,
+        "split_seed": cfg.split_seed,
+        "rows": len(rows),
+        "patients": int(rows["patient"].nunique()),
+        "validation_patients_excluded": True,
+    }
 
 
 def generator_config(cfg: GanConfig, size: int, steps: int, seen: dict) -> dict:
-    return {"size": size, "z_dim": cfg.z_dim, "base": cfg.base, "labels": list(PATHOLOGIES),
-            "dataset": cfg.dataset, "frac": cfg.frac, "steps": steps, "seed": cfg.seed, "trained_on": seen,
-            "aux_weight": cfg.aux_weight, "classifier_lr": cfg.classifier_lr,
-            "negatives": list(cfg.negatives), "negatives_from": cfg.negatives_from, "target_share": cfg.target_share}
+    return {
+        "size": size,
+        "z_dim": cfg.z_dim,
+        "base": cfg.base,
+        "labels": list(PATHOLOGIES),
+        "dataset": cfg.dataset,
+        "frac": cfg.frac,
+        "steps": steps,
+        "seed": cfg.seed,
+        "trained_on": seen,
+        "aux_weight": cfg.aux_weight,
+        "classifier_lr": cfg.classifier_lr,
+        "negatives": list(cfg.negatives),
+        "negatives_from": cfg.negatives_from,
+        "target_share": cfg.target_share,
+    }
 
 
 def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict], seen: dict) -> None:
@@ -269,7 +304,8 @@ def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, 
         for key, module in nets.items():
             module.load_state_dict(saved[key])
     except (RuntimeError, ValueError) as err:  # a layer of another shape: written by another chexbal
-        raise ChexbalError(f"{run_dir / 'last.pt'} holds networks of another shape ({str(err).splitlines()[0]}): "
-                           "start a new run") from None
+        raise ChexbalError(
+            f"{run_dir / 'last.pt'} holds networks of another shape ({str(err).splitlines()[0]}): start a new run"
+        ) from None
     losses = pd.read_csv(run_dir / "losses.csv").to_dict("records") if (run_dir / "losses.csv").exists() else []
     return saved["step"], [r for r in losses if r["step"] <= saved["step"]]

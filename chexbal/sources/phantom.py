@@ -78,10 +78,18 @@ def render(path: str, raw: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 def _anatomy(rng: np.random.Generator) -> dict[str, float]:
     return {
-        "dx": rng.normal(0, 0.03), "dy": rng.normal(0, 0.03), "scale": rng.uniform(0.88, 1.0),
-        "tilt": rng.normal(0, 0.04), "lung_x": rng.uniform(0.33, 0.39), "lung_w": rng.uniform(0.24, 0.3),
-        "lung_h": rng.uniform(0.52, 0.62), "heart": rng.uniform(0.9, 1.1), "rib_gap": rng.uniform(0.14, 0.17),
-        "contrast": rng.uniform(0.85, 1.15), "brightness": rng.normal(0, 0.04), "gamma": rng.uniform(0.8, 1.25),
+        "dx": rng.normal(0, 0.03),
+        "dy": rng.normal(0, 0.03),
+        "scale": rng.uniform(0.88, 1.0),
+        "tilt": rng.normal(0, 0.04),
+        "lung_x": rng.uniform(0.33, 0.39),
+        "lung_w": rng.uniform(0.24, 0.3),
+        "lung_h": rng.uniform(0.52, 0.62),
+        "heart": rng.uniform(0.9, 1.1),
+        "rib_gap": rng.uniform(0.14, 0.17),
+        "contrast": rng.uniform(0.85, 1.15),
+        "brightness": rng.normal(0, 0.04),
+        "gamma": rng.uniform(0.8, 1.25),
     }
 
 
