@@ -62,7 +62,7 @@ reproduce: install  ## the paper's protocol on real data: make reproduce DATA=/p
 	$(CHEXBAL) train-gan --dataset $(REAL) --frac 1 --steps 50000 --batch-size 32 --base 16 $(if $(wildcard runs/gan/$(REAL)/frac-1/last.pt),--resume)
 	for f in $(FRACS); do \
 	  $(CHEXBAL) generate --dataset $(REAL) --frac $$f --checkpoint runs/gan/$(REAL)/frac-1/generator.pt || exit 1; \
-	  for aug in none standard gan; do $(CHEXBAL) sweep --dataset $(REAL) --frac $$f --aug $$aug || exit 1; done; \
+	  for aug in none standard gan; do $(CHEXBAL) sweep --dataset $(REAL) --frac $$f --aug $$aug --weights imagenet || exit 1; done; \
 	done
 	$(CHEXBAL) report --name chexpert --dataset $(REAL)
 

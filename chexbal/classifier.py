@@ -23,6 +23,7 @@ from .progress import console
 # Cached torchxrayvision weights used when no --weights is given. NIH ChestX-ray14 only: weights
 # trained with CheXpert (`chex`, `all`) have seen CheXpert's test patients.
 CACHED_WEIGHTS = "nih-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt"
+IMAGENET = "imagenet"  # --weights imagenet: torchvision's ImageNet DenseNet-121, as in the paper
 
 
 class Classifier(nn.Module):
@@ -56,6 +57,10 @@ def to_input(x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor
 def build(weights: Path | None = None, cache_dir: Path | None = None, quiet: bool = False) -> tuple[Classifier, str]:
     """The model and a note saying where its initial weights came from."""
     model = Classifier()
+    if str(weights) == IMAGENET:
+        path = imagenet_file()
+        load_pretrained(model, path)
+        return model, f"torchvision ImageNet DenseNet-121 from {path}"
     if weights is not None:
         load_pretrained(model, Path(weights))
         return model, f"weights from {weights}"
@@ -66,6 +71,23 @@ def build(weights: Path | None = None, cache_dir: Path | None = None, quiet: boo
     if not quiet:
         console.print("[yellow]notice:[/] no --weights and no cached torchxrayvision weights: random initialisation")
     return model, "random initialisation"
+
+
+def imagenet_file() -> Path:
+    """torchvision's ImageNet DenseNet-121 (the paper's initialisation) in torchvision's own cache,
+    fetched through its weights API when absent. Offline, one line says which file to put where."""
+    from torchvision.models import DenseNet121_Weights
+
+    url = DenseNet121_Weights.IMAGENET1K_V1.url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        try:
+            DenseNet121_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        except Exception as err:  # offline, a proxy, a refused download: all the same to the user
+            raise ChexbalError(
+                f"could not fetch torchvision's ImageNet DenseNet-121 ({type(err).__name__}): download {url} and put it at {path}"
+            ) from None
+    return path
 
 
 def load_pretrained(model: Classifier, path: Path) -> None:

@@ -36,6 +36,12 @@ Aug = Annotated[
 PosWeightCap = Annotated[
     float, typer.Option(help="weighted: the largest positive weight (negatives / positives is capped here).")
 ]
+Weights = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Initial weights: imagenet (torchvision's, the paper's) or a local torchxrayvision/torchvision DenseNet-121 file."
+    ),
+]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
 OptionalSplitSeed = Annotated[
     Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")
@@ -115,7 +121,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batch order and augmentation.")] = 0,
     split_seed: OptionalSplitSeed = None,
     pos_weight_cap: PosWeightCap = 20.0,
-    weights: Annotated[Optional[Path], typer.Option(help="A local torchxrayvision or torchvision DenseNet-121 file.")] = None,
+    weights: Weights = None,
     device: Device = "auto",
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
     data_dir: DataDir = Path("data"),
@@ -171,7 +177,7 @@ def sweep(
     split_seed: OptionalSplitSeed = None,
     pos_weight_cap: PosWeightCap = 20.0,
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
-    weights: Annotated[Optional[Path], typer.Option(help="A local DenseNet-121 weights file.")] = None,
+    weights: Weights = None,
     device: Device = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,

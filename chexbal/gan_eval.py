@@ -150,10 +150,12 @@ def fidelity_intervals(
             continue
         fake_boot = bootstrap_aucs(labels[rows, k], [fake_probs[rows, k]], n_boot, seed)[0]
         real_boot = bootstrap_aucs(real_y, [real_probs[:, k]], n_boot, seed + 1)[0]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample where the real AUC is 0
+            ratio = fake_boot / real_boot
         intervals[target] = {
             "generated": confidence_interval(fake_boot),
             "real": confidence_interval(real_boot),
-            "ratio": confidence_interval(fake_boot / real_boot),
+            "ratio": confidence_interval(ratio),
         }
     return intervals
 

@@ -104,6 +104,7 @@ def test_weighted_loss_uses_the_stated_positive_weights():
     assert loss == pytest.approx(by_hand.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_run_records_its_split_extras_and_weights(rare):
     run = train(config(rare, aug="weighted", run_dir=str(rare / "runs" / "weighted")), quiet=True)
     recorded = json.loads((run / "config.json").read_text())

@@ -209,6 +209,7 @@ def test_generate_refuses_a_checkpoint_that_does_not_match(small, tmp_path):
             generate(1.0, path, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
 
 
+@pytest.mark.slow
 def test_the_generator_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
     """On data where only Fracture has a sign (a bright top-left square), a short run already draws the
     square for Fracture vectors and not for the same vectors without Fracture: a label asked for

@@ -41,6 +41,7 @@ def test_each_finding_has_a_sign_and_uncertain_is_weaker(finding):
     assert diffs[1] > diffs[-1] > 0
 
 
+@pytest.mark.slow
 def test_phantom_prepare_through_the_cli(tmp_path):
     result = CliRunner().invoke(app, ["prepare", "--frac", "0.001", "--size", "32", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
+import torch
 from conftest import PLANTED
 
 from chexbal import classifier
@@ -18,6 +19,8 @@ from chexbal.labels import PATHOLOGIES, TARGETS
 from chexbal.prepare import prepare
 from chexbal.report import report
 from chexbal.train import TrainConfig, train
+
+pytestmark = pytest.mark.slow  # every test here shares a study of trained runs
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +154,44 @@ def test_cams_have_the_image_size_and_peak_at_the_planted_finding(study):
     # The bright square sits in the top-left quadrant of every positive.
     top_left, bottom_right = maps[:, :32, :32].mean(axis=(1, 2)), maps[:, 32:, 32:].mean(axis=(1, 2))
     assert (top_left > bottom_right).mean() >= 0.75
+
+
+class PlantedDrawer(torch.nn.Module):
+    """A stand-in generator for 64 px planted data: noise from the latent, and the planted square
+    where `bit` of the label vector is set (`bit` None: never, whatever the labels say)."""
+
+    z_dim = 8
+
+    def __init__(self, bit):
+        super().__init__()
+        self.bit = bit
+
+    def forward(self, z, y):
+        images = torch.full((len(z), 1, 64, 64), -0.3) + 0.1 * z[:, :1, None, None].tanh()
+        if self.bit is not None:
+            images[:, :, 8:40, 8:40] += 1.2 * y[:, self.bit, None, None, None]
+        return images.clamp(-1, 1)
+
+
+def test_counterfactual_fidelity_is_zero_for_a_generator_that_ignores_the_target_bit(study):
+    from chexbal.gan_eval import counterfactual_images, counterfactual_shift, load_judge, sample_conditions
+
+    base, _ = study
+    judge = load_judge(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()))
+    index = read_index(base / "data" / "p64")
+    conditions = sample_conditions(index[index["split"] == "pool"], 80, 0)
+    blind = counterfactual_shift(judge, counterfactual_images(PlantedDrawer(None), conditions, 0), 100, 0)
+    drawing = counterfactual_shift(judge, counterfactual_images(PlantedDrawer(PATHOLOGIES.index(PLANTED)), conditions, 0), 100, 0)
+    for target in TARGETS:
+        assert blind[target]["median_shift"] == 0 and blind[target]["share_raised"] == 0
+    assert drawing[PLANTED]["median_shift"] > 0.2 and drawing[PLANTED]["share_raised"] > 0.9
+    assert drawing[PLANTED]["ci"][0] > 0
+
+
+def test_gan_eval_refuses_a_judge_that_saw_augmented_data(study):
+    from chexbal.errors import ChexbalError
+    from chexbal.gan_eval import load_judge
+
+    base, _ = study
+    with pytest.raises(ChexbalError, match="not a no-augmentation run"):
+        load_judge(next((base / "runs" / "p64" / "frac-1" / "gan").iterdir()))

@@ -35,6 +35,7 @@ def config(base, **overrides) -> TrainConfig:
     return TrainConfig(**{**options, **overrides})
 
 
+@pytest.mark.slow
 def test_a_finding_visible_in_one_class_comes_out_under_its_name(planted):
     run = train(config(planted, run_dir=str(planted / "runs" / "planted")), quiet=True)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -53,6 +54,7 @@ def test_a_finding_visible_in_one_class_comes_out_under_its_name(planted):
     assert list(history["epoch"]) == [1, 2, 3] and {"train_loss", "val_loss", "val_mean_auc"} <= set(history.columns)
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_final_metrics(planted, monkeypatch):
     whole = train(config(planted, run_dir=str(planted / "runs" / "whole"), epochs=2), quiet=True)
     real_epoch = train_module.train_epoch
@@ -74,6 +76,7 @@ def test_resume_gives_the_same_final_metrics(planted, monkeypatch):
     assert a["test"]["auc"] == pytest.approx(b["test"]["auc"], abs=1e-6, nan_ok=True)
 
 
+@pytest.mark.slow
 def test_flips_happen_in_standard_only(planted, monkeypatch):
     seen = []
     real = train_module.to_input
@@ -129,6 +132,7 @@ def test_bad_options_are_one_line(planted, tmp_path):
     assert code == 1 and "is not a DenseNet-121 checkpoint" in out and len(out.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_sweep_keeps_a_pick_per_seed_skips_finished_runs_and_refuses_other_settings(planted, monkeypatch, tmp_path):
     from chexbal import sweep as sweep_module
 
@@ -151,6 +155,7 @@ def test_sweep_keeps_a_pick_per_seed_skips_finished_runs_and_refuses_other_setti
         sweep_module.sweep(longer)
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_processes_matches_one(planted, tmp_path):
     """DDP with the gloo backend on the CPU: same data, same seed, results within tolerance."""
     import os
@@ -195,6 +200,7 @@ def test_torchrun_with_two_processes_matches_one(planted, tmp_path):
     assert len(pd.read_csv(tmp_path / "ddp" / "history.csv")) == 2
 
 
+@pytest.mark.slow
 def test_sweep_through_submitit_local_executor(planted, monkeypatch, tmp_path):
     """The slurm launcher's path, run by submitit's local executor: a job array, then the pick."""
     from chexbal import sweep as sweep_module
