@@ -1,20 +1,28 @@
-"""Checkpoints of classifier and GAN runs: atomic saves, and loading one to resume a run."""
+"""The life of a run folder, classifier and GAN alike: start it (its settings in config.json), save
+checkpoints atomically, and restore the last one to resume."""
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 import torch
 
 from .errors import ChexbalError
+from .store import replacing, write_atomic
+
+
+def start_run(run_dir: Path, settings: dict) -> None:
+    """A new run folder with its settings in config.json; refused where a run already is."""
+    if (run_dir / "last.pt").exists():
+        raise ChexbalError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "config.json", json.dumps(settings, indent=2))
 
 
 def save(checkpoint: dict, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash leaves the old checkpoint whole."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(checkpoint, tmp)
 
 
 def load_for_resume(run_dir: Path, cfg, keys: tuple[str, ...], device, parts: tuple[str, ...] = ()) -> dict:

@@ -84,7 +84,19 @@ def prepare(
     """Turn the phantom data or a CheXpert download into data/<dataset>/ for one regimen."""
     from .prepare import prepare as run
 
-    folder = run(source, root, frac, size, seed, views, uncertain, data_dir, dataset, skip_bad, workers)
+    folder = run(
+        source=source,
+        root=root,
+        frac=frac,
+        size=size,
+        seed=seed,
+        views=views,
+        uncertain=uncertain,
+        data_dir=data_dir,
+        dataset=dataset,
+        skip_bad=skip_bad,
+        workers=workers,
+    )
     console.print(f"prepared {folder} (regimen {frac:g})")
 
 
@@ -277,25 +289,12 @@ def train_gan(
     """Train the label-conditioned GAN on a regimen's training rows (never its validation or test patients)."""
     from .gan.train import GanConfig
     from .gan.train import train_gan as run
-    from .labels import PATHOLOGIES
-    from .splits import check_frac
 
-    if steps < 1 or batch_size < 2 or lr <= 0:
-        raise ChexbalError("--steps must be at least 1, --batch-size at least 2 and --lr positive", 2)
-    if not 0 <= target_share <= 1:
-        raise ChexbalError(f"--target-share must be between 0 and 1, got {target_share:g}", 2)
-    if aux_weight < 0:
-        raise ChexbalError(f"--aux-weight must be at least 0, got {aux_weight:g}", 2)
-    unknown = [name for name in negatives or [] if name not in PATHOLOGIES]
-    if unknown:
-        raise ChexbalError(f"--negatives must be finding names ({', '.join(PATHOLOGIES)}), got {', '.join(unknown)}", 2)
-    if negatives_from < 0:
-        raise ChexbalError(f"--negatives-from must be at least 0, got {negatives_from}", 2)
     cfg = GanConfig(
-        check_frac(frac),
-        steps,
-        batch_size,
-        lr,
+        frac=frac,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
         base=base,
         aux_weight=aux_weight,
         negatives=tuple(negatives or ()),
@@ -377,7 +376,16 @@ def gan_eval(
     if n < len(TARGETS) + 1 or n > 100_000:
         raise ChexbalError("--n must be between 4 and 100000", 2)
     out = out or Path("runs") / dataset / "gan-eval.json"
-    result = run(classifier, checkpoint, n=n, seed=seed, data_dir=data_dir, dataset=dataset, out=out, second_judge=second_judge)
+    result = run(
+        classifier_run=classifier,
+        checkpoint=checkpoint,
+        n=n,
+        seed=seed,
+        data_dir=data_dir,
+        dataset=dataset,
+        out=out,
+        second_judge=second_judge,
+    )
     table = Table(title=f"GAN quality ({result['generated']} generated images)")
     rows = quality_table(result)
     for column in rows.columns:
@@ -403,7 +411,7 @@ def report(
 
     if n_boot < 100:
         raise ChexbalError("--n-boot must be at least 100", 2)
-    folder = run(name, runs, data_dir, dataset, out, n_boot)
+    folder = run(name=name, runs_root=runs, data_dir=data_dir, dataset=dataset, out_root=out, n_boot=n_boot)
     console.print(f"report written to {folder / 'report.html'} (and report.md)")
 
 

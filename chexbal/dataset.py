@@ -10,7 +10,7 @@ import pandas as pd
 from . import store
 from .errors import ChexbalError
 from .labels import check_label_columns
-from .splits import check_frac, frac_name
+from .splits import check_frac, frac_name, frac_of
 
 DEFAULT_DATASET = "phantom-64"
 
@@ -39,7 +39,7 @@ def settings(folder: Path) -> dict:
 
 
 def prepared_fracs(folder: Path) -> list[float]:
-    return sorted(float(p.stem.removeprefix("frac-")) for p in (folder / "subsets").glob("frac-*.csv"))
+    return sorted(frac_of(p.stem) for p in (folder / "subsets").glob("frac-*.csv"))
 
 
 def load_images(folder: Path, rows: pd.DataFrame) -> np.ndarray:

@@ -30,12 +30,12 @@ from .dataset import DEFAULT_DATASET, load_images, locate, read_index, settings
 from .errors import ChexbalError
 from .evaluate import auc_per_class, bootstrap_aucs, confidence_interval, mean_auc
 from .gan.nets import to_uint8
-from .generate import SHIPPED, load_generator, render_block, trained_on
+from .generate import SHIPPED, generate_block, load_generator, trained_on
 from .labels import PATHOLOGIES, TARGETS, label_matrix
 from .progress import bar
 from .seeds import stream
 
-COUNTERFACTUAL = 1_000  # latent streams of the counterfactual pairs, apart from render_block's blocks
+COUNTERFACTUAL = 1_000  # latent streams of the counterfactual pairs, apart from generate_block's blocks
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,14 +69,14 @@ def gan_eval(
     checkpoint = Path(checkpoint or SHIPPED)
     size = recorded["size"]
     generator, generator_config = load_generator(checkpoint, size, torch.device("cpu"))
-    conditions = sample_conditions(pool, n, seed)
+    conditions = evaluation_conditions(pool, n, seed)
     phantom = recorded.get("source") == "phantom"
 
     with bar(disable=quiet) as progress:
         task = progress.add_task("gan-eval", total=5 + phantom + (second_judge is not None), note="generating")
         fake = np.concatenate(
             [
-                render_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i : i + 256])), seed, i, "cpu")
+                generate_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i : i + 256])), seed, i, "cpu")
                 for i in range(0, len(conditions), 256)
             ]
         )
@@ -267,7 +267,7 @@ def quality_table(result: dict) -> pd.DataFrame:
 UNIFORM = "pool"
 
 
-def sample_conditions(pool: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+def evaluation_conditions(pool: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """n pool rows in groups named in a `group` column: one drawn uniformly (UNIFORM), and one per
     target drawn from its positives, so every target's AUC is measurable."""
     rng = np.random.default_rng(seed)

@@ -121,7 +121,7 @@ def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor,
     with ThreadPoolExecutor(1) as writer:
         pending = []
         for block in blocks:
-            pixels = render_block(generator, vectors[store.block_rows(images, block)], seed, block, device)
+            pixels = generate_block(generator, vectors[store.block_rows(images, block)], seed, block, device)
             pending.append(writer.submit(store.write_block, images, block, pixels))
             advance()
         for done in pending:
@@ -129,7 +129,7 @@ def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor,
 
 
 @torch.no_grad()
-def render_block(generator: Generator, vectors: torch.Tensor, seed: int, block: int, device) -> np.ndarray:
+def generate_block(generator: Generator, vectors: torch.Tensor, seed: int, block: int, device) -> np.ndarray:
     """uint8 images for one block; latents come from a stream seeded per block, so resuming
     after an interruption gives the same images as an uninterrupted run."""
     rng = stream(seed, block)

@@ -30,6 +30,7 @@ from .gan_eval import quality_table
 from .generate import trained_on
 from .labels import PATHOLOGIES, TARGETS
 from .plan import make_plan, training_rows
+from .splits import frac_of
 from .stats import SeedBootstrap
 from .store import write_atomic
 
@@ -49,7 +50,7 @@ def find_runs(runs_root: Path, dataset: str) -> Runs:
     for arm_dir in sorted((runs_root / dataset).glob("frac-*/*")):
         if arm_dir.name not in ARMS:
             continue
-        frac = float(arm_dir.parent.name.removeprefix("frac-"))
+        frac = frac_of(arm_dir.parent.name)
         by_seed: dict[int, list[tuple[float, Path]]] = {}
         for metrics in arm_dir.glob("*/metrics.json"):
             seed = json.loads((metrics.parent / "config.json").read_text())["seed"]

@@ -36,7 +36,13 @@ def check_frac(frac: float) -> float:
 
 
 def frac_name(frac: float) -> str:
+    """The folder and file stem of a regimen: frac-0.01, frac-1."""
     return f"frac-{frac:g}"
+
+
+def frac_of(name: str) -> float:
+    """The regimen a frac_name names."""
+    return float(name.removeprefix("frac-"))
 
 
 def order_rows(rows: pd.DataFrame, seed: int, test_share: float = TEST_SHARE) -> pd.DataFrame:

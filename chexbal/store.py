@@ -8,6 +8,7 @@ disk, so readers never trust a row that was not written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -84,12 +85,24 @@ def open_complete(path: Path, n_rows: int) -> zarr.Array:
     return store
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so a crash leaves either the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def replacing(path: Path):
+    """A temporary path beside `path`, unique to this process, renamed onto `path` when the block ends
+    without error: a crash leaves the old file or the new one, never half of one. The one way chexbal
+    writes a file that is read back (tables, JSON, checkpoints, sample grids)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text)
 
 
 def sha256(path: Path) -> str:

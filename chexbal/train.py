@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from . import arms, classifier, distributed, store
 from .augment import random_affine
-from .checkpoint import load_for_resume, save
+from .checkpoint import load_for_resume, save, start_run
 from .classifier import to_input
 from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
 from .devices import amp_enabled, pick_device
@@ -294,9 +294,8 @@ def begin(
     weights: dict[str, float] | None = None,
 ):
     """Start a new run folder (rank 0 writes it), or restore the last checkpoint of an interrupted one."""
-    last = run_dir / "last.pt"
     if not resume:
-        if last.exists():
+        if (run_dir / "last.pt").exists():  # every rank refuses, not only the one that writes
             raise ChexbalError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
         if ranks.main:
             write_run_files(run_dir, cfg, data, use_amp, device, init_note, ranks, weights)
@@ -312,7 +311,6 @@ def begin(
 def write_run_files(run_dir: Path, cfg, data, use_amp: bool, device, init_note: str, ranks, weights) -> None:
     """config.json (settings, what the extra images are, loss weights), split.csv (the real rows and
     their split) and, for arms adding real rows, extra-rows.csv: enough to audit the run from files."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     extra = data["extra"]
     config = {
         **dataclasses.asdict(cfg),
@@ -328,7 +326,7 @@ def write_run_files(run_dir: Path, cfg, data, use_amp: bool, device, init_note: 
         "threads": torch.get_num_threads(),
         "processes": ranks.world,
     }
-    store.write_atomic(run_dir / "config.json", json.dumps(config, indent=2))
+    start_run(run_dir, config)
     split = pd.concat([data[name]["rows"][["index", "patient"]].assign(split=name) for name in ("train", "val")])
     store.write_atomic(run_dir / "split.csv", split.to_csv(index=False))
     if extra is not None and extra.rows is not None:

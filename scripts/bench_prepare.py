@@ -22,7 +22,7 @@ import torchxrayvision as xrv
 from PIL import Image, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from conftest import make_chexpert  # noqa: E402  (the tests' CheXpert-format folder builder)
+from helpers import make_chexpert  # noqa: E402  (the tests' CheXpert-format folder builder)
 
 from chexbal.prepare import prepare  # noqa: E402
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import PLANTED, make_chexpert, make_planted
+from helpers import PLANTED, make_chexpert, make_planted
 
 from chexbal import generate as generate_module
 from chexbal import synthetic
@@ -82,7 +82,9 @@ def test_balanced_rows_oversample_each_target_from_its_positives():
 
 def test_train_gan_writes_a_run_and_resumes(small):
     run = small / "gan"
-    assert {"options.json", "losses.csv", "last.pt", "generator.pt"} <= {p.name for p in run.iterdir()}
+    assert {"config.json", "training-rows.csv", "generator.json", "losses.csv", "last.pt", "generator.pt"} <= {
+        p.name for p in run.iterdir()
+    }
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000002.png", "step-000004.png"]
     saved = torch.load(run / "generator.pt", weights_only=True)  # plain tensors and a config, no code
     assert saved["config"]["labels"] == list(PATHOLOGIES) and saved["config"]["size"] == 32
@@ -171,7 +173,7 @@ def test_generate_writes_the_plan_and_resumes(small, monkeypatch):
     import shutil
 
     shutil.rmtree(where)
-    real = generate_module.render_block
+    real = generate_module.generate_block
     calls = []
 
     def crash_after_one(*args):
@@ -180,12 +182,12 @@ def test_generate_writes_the_plan_and_resumes(small, monkeypatch):
         calls.append(args)
         return real(*args)
 
-    monkeypatch.setattr(generate_module, "render_block", crash_after_one)
+    monkeypatch.setattr(generate_module, "generate_block", crash_after_one)
     with pytest.raises(KeyboardInterrupt):
         generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
     with pytest.raises(ChexbalError, match="incomplete|no generated set"):
         synthetic.load(folder, 1.0)
-    monkeypatch.setattr(generate_module, "render_block", real)
+    monkeypatch.setattr(generate_module, "generate_block", real)
     generate(1.0, checkpoint, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
     resumed, _, _ = synthetic.load(folder, 1.0)
     np.testing.assert_array_equal(resumed, first)

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 import torch
-from conftest import PLANTED
+from helpers import PLANTED
 
 from chexbal import classifier
 from chexbal.cam import class_activation_maps
@@ -174,12 +174,12 @@ class PlantedDrawer(torch.nn.Module):
 
 
 def test_counterfactual_fidelity_is_zero_for_a_generator_that_ignores_the_target_bit(study):
-    from chexbal.gan_eval import counterfactual_images, counterfactual_shift, load_judge, sample_conditions
+    from chexbal.gan_eval import counterfactual_images, counterfactual_shift, evaluation_conditions, load_judge
 
     base, _ = study
     judge = load_judge(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()))
     index = read_index(base / "data" / "p64")
-    conditions = sample_conditions(index[index["split"] == "pool"], 80, 0)
+    conditions = evaluation_conditions(index[index["split"] == "pool"], 80, 0)
     blind = counterfactual_shift(judge, counterfactual_images(PlantedDrawer(None), conditions, 0), 100, 0)
     drawing = counterfactual_shift(judge, counterfactual_images(PlantedDrawer(PATHOLOGIES.index(PLANTED)), conditions, 0), 100, 0)
     for target in TARGETS:

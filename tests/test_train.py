@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import PLANTED
+from helpers import PLANTED
 from typer.testing import CliRunner
 
 from chexbal import store, synthetic

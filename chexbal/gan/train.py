@@ -7,7 +7,7 @@ batches that oversample the rare target findings, and an exponential moving aver
 generator, which is what gets sampled and shipped. The training rows are exactly the rows
 `chexbal train --frac F` trains on with the same split seed: never a validation or test patient, so
 a generator made for the `gan-regimen` arm saw no more than the classifier it helps. One run folder
-holds options.json, training-rows.csv (`index`, `patient`), generator.json (what it saw), losses.csv,
+holds config.json, training-rows.csv (`index`, `patient`), generator.json (what it saw), losses.csv,
 sample grids (one row per target finding), last.pt (everything needed to resume) and generator.pt (the
 EMA generator and the config that rebuilds it; state_dicts only, no pickled code).
 """
@@ -26,14 +26,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .. import store
-from ..checkpoint import load_for_resume, save
+from ..checkpoint import load_for_resume, save, start_run
 from ..dataset import DEFAULT_DATASET, load_images, locate, read_index, read_subset
 from ..devices import pick_device
 from ..errors import ChexbalError
 from ..labels import PATHOLOGIES, TARGETS, label_matrix
 from ..progress import bar
 from ..seeds import stream
-from ..splits import train_val_split
+from ..splits import check_frac, frac_name, train_val_split
 from .augment import diff_augment
 from .nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
 
@@ -61,8 +61,24 @@ class GanConfig:
     dataset: str = DEFAULT_DATASET
     run_dir: str | None = None
 
+    def check(self) -> GanConfig:
+        """Refuse impossible settings with one line, for the CLI and Python callers alike."""
+        check_frac(self.frac)
+        if self.steps < 1 or self.batch_size < 2 or self.lr <= 0:
+            raise ChexbalError("--steps must be at least 1, --batch-size at least 2 and --lr positive", 2)
+        if not 0 <= self.target_share <= 1:
+            raise ChexbalError(f"--target-share must be between 0 and 1, got {self.target_share:g}", 2)
+        if self.aux_weight < 0:
+            raise ChexbalError(f"--aux-weight must be at least 0, got {self.aux_weight:g}", 2)
+        unknown = [name for name in self.negatives if name not in PATHOLOGIES]
+        if unknown:
+            raise ChexbalError(f"--negatives must be finding names ({', '.join(PATHOLOGIES)}), got {', '.join(unknown)}", 2)
+        if self.negatives_from < 0:
+            raise ChexbalError(f"--negatives-from must be at least 0, got {self.negatives_from}", 2)
+        return self
+
     def default_run_dir(self) -> Path:
-        return Path("runs") / "gan" / self.dataset / f"frac-{self.frac:g}"
+        return Path("runs") / "gan" / self.dataset / frac_name(self.frac)
 
 
 RESUME_KEYS = (
@@ -98,6 +114,7 @@ def training_rows(folder: Path, frac: float, split_seed: int) -> pd.DataFrame:
 
 
 def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path:
+    cfg.check()
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     device = pick_device(cfg.device)
     pool = training_rows(folder, cfg.frac, cfg.split_seed)
@@ -120,7 +137,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
     nets = {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
     start, losses = begin(run_dir, cfg, nets, resume, device, size, pool)
-    fixed = sample_conditions(pool, cfg.z_dim)
+    fixed = grid_conditions(pool, cfg.z_dim)
     rows = BalancedRows(pool, cfg.target_share)
     denied = [PATHOLOGIES.index(name) for name in cfg.negatives]
 
@@ -173,11 +190,9 @@ def train_step(
     """One update of D (hinge), of the label classifier C and of G (both their verdicts).
 
     C learns the labels of real images and, for each column in `denied` (`--negatives`), that the
-    generated images asked for that finding do not show it. Trained on real images alone, C accepted
-    a Pleural Other band of the generator's own (a short edge on both lung walls) beyond real ones
-    (median logit 15.7 against 11.0) while a DenseNet trained on real images mostly did not; denying
-    it makes the generator draw a band C cannot tell from a real one. A step without denied columns
-    is exactly a step of a run without them."""
+    generated images asked for that finding do not show it: a sign only C accepts stops paying, and
+    G has to draw one C cannot tell from a real one (docs/generator.md says why Pleural Other needs
+    it). A step without denied columns is exactly a step of a run without them."""
     G, D, C = nets["G"], nets["D"], nets["C"]
     device = images.device
     real_idx, fake_idx = rows(cfg.batch_size, rng).to(device), rows(cfg.batch_size, rng).to(device)
@@ -220,7 +235,7 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.copy_(b)
 
 
-def sample_conditions(pool: pd.DataFrame, z_dim: int, per_row: int = 8) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def grid_conditions(pool: pd.DataFrame, z_dim: int, per_row: int = 8) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Fixed latents and label vectors for sample grids: one row per target finding, each vector a
     real pool vector positive for it, plus a row of No Finding vectors."""
     rng = np.random.default_rng(0)
@@ -241,10 +256,8 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
     images = to_uint8(G(z.to(device), labels.to(device)))
     per_row = len(images) // len(names)
     grid = np.concatenate([np.concatenate(list(images[i * per_row : (i + 1) * per_row]), axis=1) for i in range(len(names))])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(grid).save(tmp)
-    tmp.replace(path)
+    with store.replacing(path) as tmp:
+        Image.fromarray(grid).save(tmp, format="PNG")
 
 
 def trained_on(cfg: GanConfig, rows: pd.DataFrame) -> dict:
@@ -290,13 +303,8 @@ def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses
 
 
 def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, rows: pd.DataFrame):
-    last = run_dir / "last.pt"
     if not resume:
-        if last.exists():
-            raise ChexbalError(f"{run_dir} already holds a GAN run: pass --resume to continue it, or choose another --run-dir")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        options = {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)}
-        store.write_atomic(run_dir / "options.json", json.dumps(options, indent=2))
+        start_run(run_dir, {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)})
         store.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
         return 0, []
     saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device, parts=tuple(nets))
