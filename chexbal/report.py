@@ -170,6 +170,7 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
             certain = (raw.loc[order, name] != -1).to_numpy() if raw is not None else np.ones(len(y), bool)
             for arm in (a for a in ARMS if a in scores):
                 result = boot.arm(arm)
+                configs = [json.loads((run / "config.json").read_text()) for run in runs[(frac, arm)].values()]
                 certain_auc = np.mean([roc_auc_score(y[certain], v[certain]) for v in scores[arm].values()])
                 aucs.append(
                     {
@@ -178,6 +179,7 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
                         "class": name,
                         "arm": arm,
                         "seeds": len(result.seeds),
+                        "epochs": "/".join(sorted({str(c["epochs"]) for c in configs})),
                         "auc": result.mean,
                         "ci_low": result.ci[0],
                         "ci_high": result.ci[1],
@@ -259,8 +261,10 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
     if comparisons.empty:
         lines.append("Only one arm has finished runs: nothing to compare yet.")
     for regimen, group in comparisons.groupby("regimen", sort=False):
-        seeds = aucs[aucs["regimen"] == regimen].groupby("arm")["seeds"].max()
+        at_regimen = aucs[aucs["regimen"] == regimen]
+        seeds = at_regimen.groupby("arm", sort=False)["seeds"].max()
         seed_note = ", ".join(f"{arm} {n}" for arm, n in seeds.items())
+        seed_note += f"; epochs per run: {', '.join(sorted(set(at_regimen['epochs'])))}"
         claims = []
         for (arm, against), rows in group.groupby(["arm", "against"], sort=False):
             for verdict in ("helps", "hurts"):

@@ -13,13 +13,18 @@ generator serves every seed: the seeds vary initialisation, batch order and augm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from chexbal.workers import die_with_parent
 
 CHEXBAL = [sys.executable, "-m", "chexbal.cli"]
 DATASET = "phantom-64"
@@ -44,6 +49,13 @@ class Task:
         if self.steps is None or not self.output.exists():
             return self.output.exists()
         return json.loads(self.output.read_text()).get("steps") == self.steps
+
+    def seconds_left(self) -> float:
+        """The estimate, less the steps a GAN run has already done."""
+        if self.steps is None or not self.output.exists():
+            return self.seconds
+        done = json.loads(self.output.read_text()).get("steps", 0)
+        return self.seconds * max(0, self.steps - done) / self.steps
 
     def argv(self) -> list[str]:
         """The command; a GAN run that was started resumes."""
@@ -151,10 +163,25 @@ def ready(task: Task, tasks: dict[str, Task]) -> bool:
 
 
 def run(tasks: list[Task], parallel: int, logs: Path) -> None:
+    """Start tasks as their inputs appear, `parallel` at a time; on exit (done, Ctrl-C, SIGTERM) the
+    running tasks are stopped, and they resume on the next run. Tasks die with this process even when
+    it is killed outright."""
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        schedule(tasks, parallel, logs, running)
+    finally:
+        for process, _ in running.values():
+            process.terminate()
+        for process, _ in running.values():
+            process.wait()
+
+
+def schedule(tasks: list[Task], parallel: int, logs: Path, running: dict) -> None:
     by_name = {t.name: t for t in tasks}
     todo = [t for t in tasks if not t.done()]
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    me = os.getpid()
     logs.mkdir(parents=True, exist_ok=True)
     while todo or running:
         for name, (process, started) in list(running.items()):
@@ -171,12 +198,27 @@ def run(tasks: list[Task], parallel: int, logs: Path) -> None:
             task = startable.pop(0)
             todo.remove(task)
             log = open(logs / (task.name.replace(" ", "_") + ".log"), "a")
-            running[task.name] = (subprocess.Popen(task.argv(), stdout=log, stderr=subprocess.STDOUT, env=env), time.time())
+            process = subprocess.Popen(
+                task.argv(), stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=lambda: die_with_parent(me)
+            )
+            running[task.name] = (process, time.time())
             print(f"{time.strftime('%H:%M:%S')} {'start':>10} {task.name}", flush=True)
         if not running and todo:
             print("nothing can start: the tasks left wait on failed ones; see the logs", flush=True)
             return
         time.sleep(5)
+
+
+@contextlib.contextmanager
+def exclusive(path: Path):
+    """One experiment runner at a time: two would train the same runs side by side."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.exit(f"another experiment runner holds {path}: wait for it, or stop it first")
+        yield
 
 
 def record_time(path: Path, name: str, status: str, seconds: float) -> None:
@@ -194,21 +236,22 @@ def main() -> None:
     parser.add_argument("--seeds-1", type=int, default=5, help="training seeds at 1%% (every arm)")
     parser.add_argument("--seeds-10", type=int, default=1, help="training seeds at 10%%")
     parser.add_argument("--arms-10", default="none,oversample,weighted,gan,gan-regimen,real-extra")
-    parser.add_argument("--epochs-10", type=int, default=10)
+    parser.add_argument("--epochs-10", type=int, default=5, help="epochs at 10%% (the same for every arm)")
     parser.add_argument("--parallel", type=int, default=2, help="single-thread processes at once")
     parser.add_argument("--plan-only", action="store_true")
     args = parser.parse_args()
     tasks = plan(args.seeds_1, args.seeds_10, tuple(args.arms_10.split(",")), args.epochs_10)
     left = [t for t in tasks if not t.done()]
-    hours = sum(t.seconds for t in left) / 3600
+    hours = sum(t.seconds_left() for t in left) / 3600
     print(
         f"experiment: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run, "
         f"about {hours:.1f} CPU-hours ({hours / args.parallel:.1f} h with {args.parallel} at once)"
     )
     for t in left:
-        print(f"  {t.seconds / 60:6.1f} min  {t.name}")
+        print(f"  {t.seconds_left() / 60:6.1f} min  {t.name}")
     if not args.plan_only:
-        run(tasks, args.parallel, Path("runs") / "experiment" / "logs")
+        with exclusive(Path("runs") / "experiment" / ".lock"):
+            run(tasks, args.parallel, Path("runs") / "experiment" / "logs")
         print(json.dumps({"left": [t.name for t in tasks if not t.done()]}))
 
 
