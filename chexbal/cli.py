@@ -42,6 +42,7 @@ Weights = Annotated[
         help="Initial weights: imagenet (torchvision's, the paper's) or a local torchxrayvision/torchvision DenseNet-121 file."
     ),
 ]
+RunsRoot = Annotated[Path, typer.Option("--runs", help="Folder of the default run folders (runs/<dataset>/frac-<F>/<aug>/…).")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
 OptionalSplitSeed = Annotated[
     Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")
@@ -138,6 +139,7 @@ def train(
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
+    runs: RunsRoot = Path("runs"),
     run_dir: Annotated[
         Optional[Path], typer.Option(help="Run folder.", show_default="runs/<dataset>/frac-<F>/<aug>/<hyperparameters>")
     ] = None,
@@ -166,6 +168,7 @@ def train(
         compile=compile,
         data_dir=str(data_dir),
         dataset=dataset,
+        runs_root=str(runs),
         run_dir=str(run_dir) if run_dir else None,
     )
     folder = run(cfg, resume=resume)
@@ -193,6 +196,7 @@ def sweep(
     device: Device = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
+    runs: RunsRoot = Path("runs"),
     workers: Annotated[Optional[int], typer.Option(help="local: runs at once.", show_default="one per GPU, else 1")] = None,
     launcher: Annotated[str, typer.Option(help="local (this machine) or slurm (a submitit job array).")] = "local",
     partition: Annotated[Optional[str], typer.Option(help="slurm: partition.")] = None,
@@ -217,6 +221,7 @@ def sweep(
         device=device,
         data_dir=str(data_dir),
         dataset=dataset,
+        runs_root=str(runs),
     )
     slurm = SlurmOptions(partition, gpus, cpus, minutes, parallel)
     paths = run(grid(base, lr, batch_size, optimizer, seed), workers=workers, launcher=launcher, slurm=slurm)

@@ -51,6 +51,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile: opt-in (no gain for DenseNet-121 on CPU, minutes to compile)
     data_dir: str = "data"
     dataset: str = DEFAULT_DATASET
+    runs_root: str = "runs"  # where the default run folder goes
     run_dir: str | None = None
 
     def check(self) -> TrainConfig:
@@ -73,7 +74,7 @@ class TrainConfig:
 
     def default_run_dir(self) -> Path:
         name = f"lr{self.lr:g}-bs{self.batch_size}-{self.optimizer}-seed{self.seed}"
-        return Path("runs") / self.dataset / frac_name(self.frac) / self.aug / name
+        return Path(self.runs_root) / self.dataset / frac_name(self.frac) / self.aug / name
 
 
 # What must agree between an interrupted run and its resumption.
