@@ -109,7 +109,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     model, init_note = classifier.build(cfg.weights, quiet=quiet)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    start, best, history = begin(run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data, ranks, weights)
+    start, best, history = start_or_resume(
+        run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data, ranks, weights
+    )
     model = distributed.wrap(model, ranks, device)
     if cfg.compile:
         model = torch.compile(model)
@@ -117,8 +119,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         with bar(disable=quiet) as progress:
             task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
             for epoch in range(start, cfg.epochs):
-                seconds, train_loss = train_epoch(model, optimizer, data["train"], cfg, epoch, use_amp, device, ranks, pos_weight)
-                val_loss, val_probs = predict(model, data["val"], cfg.batch_size * 2, use_amp, ranks)
+                seconds, train_loss = train_epoch(model, optimizer, data.train, cfg, epoch, use_amp, device, ranks, pos_weight)
+                val_loss, val_probs = predict(model, data.val, cfg.batch_size * 2, use_amp, ranks)
                 row = epoch_row(epoch, train_loss, val_loss, val_probs, data, seconds)
                 history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
                 improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
@@ -142,29 +144,47 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     note=f"loss {train_loss:.3f} val {val_loss:.3f} "
                     f"AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s",
                 )
-        finish(run_dir, model, data, cfg, use_amp, device, time.perf_counter() - started, ranks)
+        score_best_epoch(run_dir, model, data, cfg, use_amp, device, time.perf_counter() - started, ranks)
     finally:
         distributed.teardown(ranks)
     return run_dir
 
 
 def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndarray, data, seconds: float) -> dict:
-    val_auc = auc_per_class(data["val"]["y"].cpu().numpy(), val_probs)
+    val_auc = auc_per_class(data.val.labels.cpu().numpy(), val_probs)
     return {
         "epoch": epoch + 1,
         "train_loss": train_loss,
         "val_loss": val_loss,
         "val_mean_auc": mean_auc(val_auc),
-        "train_img_per_s": len(data["train"]["y"]) / seconds,
+        "train_img_per_s": len(data.train.labels) / seconds,
         **{f"val_auc/{k}": v for k, v in val_auc.items()},
     }
 
 
-def load_data(cfg: TrainConfig, device: torch.device) -> dict[str, dict]:
-    """Train, validation and test splits as uint8 images and float labels on `device`.
+@dataclasses.dataclass
+class Split:
+    """One split on the device: uint8 images, float labels (n, 14, columns in PATHOLOGIES order), and
+    the real rows they came from (a training split's extra images follow its rows' images)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    rows: pd.DataFrame
+
+
+@dataclasses.dataclass
+class Data:
+    train: Split
+    val: Split
+    test: Split
+    extra: arms.Extra | None  # what the arm added to the training split
+
+
+def load_data(cfg: TrainConfig, device: torch.device) -> Data:
+    """Train, validation and test splits of the regimen, on `device`.
 
     Validation and test are real images of the regimen only; an arm's extra images (generated, or
-    real repeats and outside rows) join the training split alone. `data["extra"]` says what they are.
+    real repeats and outside rows) join the training split alone.
     """
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     subset = read_subset(folder, cfg.frac)
@@ -172,27 +192,24 @@ def load_data(cfg: TrainConfig, device: torch.device) -> dict[str, dict]:
     test_rows = subset[subset["split"] == "test"]
     images = load_images(folder, subset)
     position = pd.Series(np.arange(len(subset)), index=subset["index"].to_numpy())
-    split = {}
-    for name, rows in (("train", train_rows), ("val", val_rows), ("test", test_rows)):
-        split[name] = {"x": images[position[rows["index"]].to_numpy()], "y": label_matrix(rows), "rows": rows}
     extra = arms.extra_images(cfg.aug, folder, cfg.frac, subset, train_rows, cfg.splitting_seed())
-    if extra is not None:
-        if extra.images.shape[1:] != images.shape[1:]:
-            raise ChexbalError(f"the extra images are {extra.images.shape[1]} px, the dataset's {images.shape[1]} px")
-        split["train"]["x"] = np.concatenate([split["train"]["x"], extra.images])
-        split["train"]["y"] = np.concatenate([split["train"]["y"], extra.labels])
-    for name in ("train", "val", "test"):
-        split[name]["x"] = torch.from_numpy(np.ascontiguousarray(split[name]["x"])).to(device)
-        split[name]["y"] = torch.from_numpy(split[name]["y"]).to(device)
-    split["extra"] = extra
-    return split
+    if extra is not None and extra.images.shape[1:] != images.shape[1:]:
+        raise ChexbalError(f"the extra images are {extra.images.shape[1]} px, the dataset's {images.shape[1]} px")
+
+    def split(rows: pd.DataFrame, added: arms.Extra | None = None) -> Split:
+        x, y = images[position[rows["index"]].to_numpy()], label_matrix(rows)
+        if added is not None:
+            x, y = np.concatenate([x, added.images]), np.concatenate([y, added.labels])
+        return Split(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).to(device), rows)
+
+    return Data(split(train_rows, extra), split(val_rows), split(test_rows), extra)
 
 
 def loss_weights(cfg: TrainConfig, data) -> dict[str, float] | None:
     """The `weighted` arm's positive weight per class, from the real training rows."""
     if cfg.aug != "weighted":
         return None
-    return arms.positive_weights(label_matrix(data["train"]["rows"]), cfg.pos_weight_cap)
+    return arms.positive_weights(label_matrix(data.train.rows), cfg.pos_weight_cap)
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -216,7 +233,7 @@ def train_epoch(
     (seconds, mean loss over all ranks). `pos_weight` (14,) weighs each class's positives."""
     model.train()
     generator = stream(cfg.seed, epoch)  # same order after a resume
-    order = torch.randperm(len(part["y"]), generator=generator)
+    order = torch.randperm(len(part.labels), generator=generator)
     flips = torch.rand(len(order), 2, generator=generator) < 0.5
     affine = torch.rand(len(order), 4, generator=generator) if cfg.aug == "affine" else torch.zeros(len(order), 4)
     mine = distributed.shard(torch.arange(len(order)), ranks)
@@ -228,12 +245,12 @@ def train_epoch(
         batch = order[i : i + batch_size]
         if len(batch) < 2:  # BatchNorm cannot train on a single image
             continue
-        x = to_input(part["x"][batch], flips[i : i + len(batch)] if cfg.aug == "standard" else None)
+        x = to_input(part.images[batch], flips[i : i + len(batch)] if cfg.aug == "standard" else None)
         if cfg.aug == "affine":
             x = random_affine(x, affine[i : i + len(batch)], **arms.AFFINE)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             logits = model(x)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), part["y"][batch], pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), part.labels[batch], pos_weight=pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -269,19 +286,19 @@ def predict(
     """Mean BCE loss and sigmoid probabilities (n, 14) of a split, in eval mode; each rank scores
     its rows and every rank gets all of them."""
     model.eval()
-    device = part["x"].device
-    n = len(part["y"])
+    device = part.images.device
+    n = len(part.labels)
     mine = torch.arange(ranks.rank, n, ranks.world, device=device)
     logits = [torch.zeros(0, len(PATHOLOGIES), device=device)]
     for i in range(0, len(mine), batch_size):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits.append(distributed.unwrap(model)(to_input(part["x"][mine[i : i + batch_size]])).float())
+            logits.append(distributed.unwrap(model)(to_input(part.images[mine[i : i + batch_size]])).float())
     logits = distributed.gather_rows(torch.cat(logits), n, ranks)
-    loss = F.binary_cross_entropy_with_logits(logits, part["y"]).item() if n else float("nan")
+    loss = F.binary_cross_entropy_with_logits(logits, part.labels).item() if n else float("nan")
     return loss, torch.sigmoid(logits).cpu().numpy()
 
 
-def begin(
+def start_or_resume(
     run_dir: Path,
     cfg,
     model,
@@ -312,40 +329,43 @@ def begin(
 def write_run_files(run_dir: Path, cfg, data, use_amp: bool, device, init_note: str, ranks, weights) -> None:
     """config.json (settings, what the extra images are, loss weights), split.csv (the real rows and
     their split) and, for arms adding real rows, extra-rows.csv: enough to audit the run from files."""
-    extra = data["extra"]
+    extra = data.extra
     config = {
         **dataclasses.asdict(cfg),
         "split_seed_used": cfg.splitting_seed(),
         "amp_enabled": use_amp,
         "device_used": str(device),
         "init": init_note,
-        "train_images": len(data["train"]["y"]),
-        "val_images": len(data["val"]["y"]),
-        "test_images": len(data["test"]["y"]),
+        "train_images": len(data.train.labels),
+        "val_images": len(data.val.labels),
+        "test_images": len(data.test.labels),
         "extra_images": extra.record if extra else None,
         "pos_weight": weights,
         "threads": torch.get_num_threads(),
         "processes": ranks.world,
     }
     start_run(run_dir, config)
-    split = pd.concat([data[name]["rows"][["index", "patient"]].assign(split=name) for name in ("train", "val")])
+    split = pd.concat(
+        [part.rows[["index", "patient"]].assign(split=name) for name, part in (("train", data.train), ("val", data.val))]
+    )
     store.write_atomic(run_dir / "split.csv", split.to_csv(index=False))
     if extra is not None and extra.rows is not None:
         store.write_atomic(run_dir / "extra-rows.csv", extra.rows.to_csv(index=False))
 
 
-def finish(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float, ranks) -> None:
+def score_best_epoch(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float, ranks) -> None:
     """Score validation and test with the best checkpoint; rank 0 writes predictions and metrics.
     `wall_seconds` covers this process only (a resumed run counts its last session)."""
     saved = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
     distributed.unwrap(model).load_state_dict(saved["model"])
     metrics = {"best_epoch": saved["epoch"], "epochs": cfg.epochs}
     for name in ("val", "test"):
-        loss, probs = predict(model, data[name], cfg.batch_size * 2, use_amp, ranks)
-        aucs = auc_per_class(data[name]["y"].cpu().numpy(), probs)
+        part = getattr(data, name)
+        loss, probs = predict(model, part, cfg.batch_size * 2, use_amp, ranks)
+        aucs = auc_per_class(part.labels.cpu().numpy(), probs)
         metrics[name] = {"loss": loss, "mean_auc": mean_auc(aucs), "auc": aucs}
         if name == "test" and ranks.main:
-            write_predictions(run_dir / "test-predictions.csv", data[name]["rows"], probs)
+            write_predictions(run_dir / "test-predictions.csv", part.rows, probs)
     metrics["wall_seconds"] = seconds
     if ranks.main:
         store.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))

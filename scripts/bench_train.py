@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from chexbal import classifier
 from chexbal.devices import amp_enabled, pick_device
-from chexbal.train import TrainConfig, make_optimizer, train_epoch
+from chexbal.train import Split, TrainConfig, make_optimizer, train_epoch
 
 
 def sync(device: torch.device) -> None:
@@ -58,10 +58,11 @@ def main() -> None:
     torch.manual_seed(0)
     model = classifier.build(quiet=True)[0].to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    part = {
-        "x": torch.randint(0, 256, (args.images, args.size, args.size), dtype=torch.uint8, device=device),
-        "y": (torch.rand(args.images, 14, device=device) < 0.2).float(),
-    }
+    part = Split(
+        torch.randint(0, 256, (args.images, args.size, args.size), dtype=torch.uint8, device=device),
+        (torch.rand(args.images, 14, device=device) < 0.2).float(),
+        rows=None,
+    )
     bare(model, optimizer, 2 * args.batch_size, cfg, args.size, use_amp, device)  # warm-up
     epoch_rates, bare_rates = [], []
     for trial in range(2):

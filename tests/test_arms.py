@@ -47,14 +47,14 @@ def test_oversample_adds_the_plans_counts_from_training_rows_deterministically(r
     plan = make_plan(train_rows, seed=0)
     assert sum(plan.generate.values()) > 0
     data = load_data(config(rare, aug="oversample"), torch.device("cpu"))
-    rows = data["extra"].rows
+    rows = data.extra.rows
     assert rows["target"].value_counts().to_dict() == {t: n for t, n in plan.generate.items() if n}
     assert rows["index"].isin(train_rows["index"]).all()
     for target in TARGETS:  # each extra image is a real positive of the target it was drawn for
         drawn = train_rows.set_index("index").loc[rows.loc[rows["target"] == target, "index"], target]
         assert (drawn == 1).all()
-    assert len(data["train"]["y"]) == len(train_rows) + len(rows)
-    again = load_data(config(rare, aug="oversample", seed=3), torch.device("cpu"))["extra"].rows
+    assert len(data.train.labels) == len(train_rows) + len(rows)
+    again = load_data(config(rare, aug="oversample", seed=3), torch.device("cpu")).extra.rows
     pd.testing.assert_frame_equal(rows, again)
 
 
@@ -62,7 +62,7 @@ def test_real_extra_rows_lie_outside_the_regimen_and_the_test_set(rare):
     subset, train_rows, val_rows = regimen(rare)
     index = read_index(rare / "data" / "rare")
     data = load_data(config(rare, aug="real-extra"), torch.device("cpu"))
-    rows = data["extra"].rows
+    rows = data.extra.rows
     plan = make_plan(train_rows, seed=0)
     assert rows["target"].value_counts().to_dict() == {t: n for t, n in plan.generate.items() if n}
     test_patients = set(index.loc[index["split"] == "test", "patient"])
@@ -91,7 +91,7 @@ def test_weighted_loss_uses_the_stated_positive_weights():
     assert weights["No Finding"] == 3.0  # 4, capped
     assert weights["Enlarged Cardiomediastinum"] == 0.0 and weights["Fracture"] == 3.0  # no positive: the cap
     logits = torch.linspace(-1, 1, len(PATHOLOGIES))
-    part = {"x": torch.zeros(4, 8, 8, dtype=torch.uint8), "y": torch.from_numpy(labels[:4])}
+    part = train_module.Split(torch.zeros(4, 8, 8, dtype=torch.uint8), torch.from_numpy(labels[:4]), pd.DataFrame())
     pos_weight = torch.tensor([weights[n] for n in PATHOLOGIES])
     cfg = TrainConfig(batch_size=4, aug="weighted")
     model = FixedLogits(logits)
@@ -99,7 +99,7 @@ def test_weighted_loss_uses_the_stated_positive_weights():
         model, torch.optim.SGD(model.parameters(), lr=0.0), part, cfg, 0, False, torch.device("cpu"), pos_weight=pos_weight
     )
     p = torch.sigmoid(logits)
-    y = part["y"]
+    y = part.labels
     by_hand = -(pos_weight * y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
     assert loss == pytest.approx(by_hand.item(), rel=1e-5)
 
@@ -139,9 +139,9 @@ def regimen_generator(rare):
 def test_the_regimen_generator_sees_exactly_the_classifiers_training_rows(rare, regimen_generator):
     seen = pd.read_csv(regimen_generator / "training-rows.csv")
     data = load_data(config(rare), torch.device("cpu"))
-    assert sorted(seen["index"]) == sorted(data["train"]["rows"]["index"])
+    assert sorted(seen["index"]) == sorted(data.train.rows["index"])
     index = read_index(rare / "data" / "rare")
-    forbidden = set(data["val"]["rows"]["patient"]) | set(index.loc[index["split"] == "test", "patient"])
+    forbidden = set(data.val.rows["patient"]) | set(index.loc[index["split"] == "test", "patient"])
     assert not seen["patient"].isin(forbidden).any()
     card = json.loads((regimen_generator / "generator.json").read_text())
     assert card["rows"] == len(seen) and card["frac"] == 0.5 and card["validation_patients_excluded"]
@@ -157,7 +157,7 @@ def test_both_sets_coexist_and_a_set_from_another_split_is_refused(rare, regimen
     provenance = json.loads((regimen_set / "provenance.json").read_text())
     assert provenance["trained_on"]["rows"] == json.loads((regimen_generator / "generator.json").read_text())["rows"]
     data = load_data(config(rare, aug="gan-regimen"), torch.device("cpu"))
-    assert data["extra"].record["checkpoint_sha256"] == store.sha256(checkpoint)
+    assert data.extra.record["checkpoint_sha256"] == store.sha256(checkpoint)
     with pytest.raises(ChexbalError, match="planned from the split of seed 0, this run splits with seed 1"):
         load_data(config(rare, aug="gan-regimen", split_seed=1), torch.device("cpu"))
     with pytest.raises(ChexbalError, match="not on regimen 0.5 split 1"):

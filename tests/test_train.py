@@ -102,10 +102,10 @@ def test_generated_images_reach_training_only(planted):
     store.write_atomic(where / "provenance.json", json.dumps({"split_seed": 0, "checkpoint_sha256": "test"}))
     plain = load_data(config(planted, aug="none"), torch.device("cpu"))
     gan = load_data(config(planted, aug="gan"), torch.device("cpu"))
-    assert len(gan["train"]["x"]) == len(plain["train"]["x"]) + 40
+    assert len(gan.train.images) == len(plain.train.images) + 40
     for split in ("val", "test"):
-        assert torch.equal(gan[split]["x"], plain[split]["x"])
-        assert not (gan[split]["x"] == 255).flatten(1).all(1).any()
+        assert torch.equal(getattr(gan, split).images, getattr(plain, split).images)
+        assert not (getattr(gan, split).images == 255).flatten(1).all(1).any()
 
 
 def invoke(*args):

@@ -136,7 +136,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
     nets = {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
-    start, losses = begin(run_dir, cfg, nets, resume, device, size, pool)
+    start, losses = start_or_resume(run_dir, cfg, nets, resume, device, size, pool)
     fixed = grid_conditions(pool, cfg.z_dim)
     rows = BalancedRows(pool, cfg.target_share)
     denied = [PATHOLOGIES.index(name) for name in cfg.negatives]
@@ -302,7 +302,7 @@ def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses
     store.write_atomic(run_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
 
 
-def begin(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, rows: pd.DataFrame):
+def start_or_resume(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, rows: pd.DataFrame):
     if not resume:
         start_run(run_dir, {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)})
         store.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
