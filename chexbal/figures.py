@@ -44,7 +44,7 @@ def forest(diffs: pd.DataFrame, targets, path: Path) -> Path:
         ax.set(title=target, xlabel="test AUC − none (95% CI)")
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
-    fig.suptitle("green: helps, red: hurts (Holm-adjusted p < 0.05 across seeds); grey: no detectable difference", fontsize=8)
+    fig.suptitle("green: helps, red: hurts (Holm-adjusted p < 0.05); grey: no detectable difference", fontsize=8)
     return _save(fig, path)
 
 
