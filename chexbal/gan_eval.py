@@ -4,12 +4,17 @@
   DenseNet-121 trained on the real data (overall and per target: real positives against images
   generated for that target's vectors).
 - Label fidelity: the per-class AUC of that classifier on generated images against the label vectors
-  they were conditioned on, next to its AUC on the real test images. A generator that draws the
-  findings it is asked for scores close to the real AUC.
+  they were conditioned on, next to its AUC on the real test images, with bootstrap intervals. A
+  generator that draws the findings it is asked for scores close to the real AUC; one that
+  exaggerates them scores above it, and one that draws only co-occurring findings can score well too.
+- Counterfactual fidelity, which neither can game: the same latent with a target's bit on and off,
+  and the judge's probability shift between the two images (median, interval, share of pairs raised).
 - On phantom data, the renderer's ground truth: the same classifier on phantoms freshly rendered for
   the same label vectors, which is what a perfect generator would give.
 
-Conditioning vectors are drawn from pool rows (never test patients): a quarter uniformly, a quarter
+The judge must be a `--aug none` run (a judge that saw generated images would grade its own bias);
+`--second-judge` (another seed) checks a generator tuned against the first. Conditioning vectors are
+drawn from pool rows (never test patients): a quarter uniformly, a quarter
 from each target's positives. Each AUC on generated (or re-rendered) images is measured on a mix shaped
 like the test set (see `fidelity_aucs`), so a perfect generator scores its real AUC. Real images are
 the test set, which neither the classifier nor the generator has seen.
