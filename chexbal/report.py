@@ -240,6 +240,18 @@ def auc_grid(aucs: pd.DataFrame, comparisons: pd.DataFrame, classes) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def seeds_note(aucs: pd.DataFrame) -> str:
+    """How many seeds stand behind Table 2, in words; a single seed is said plainly."""
+    parts = []
+    for regimen, group in aucs.groupby("regimen", sort=False):
+        low, high = group["seeds"].min(), group["seeds"].max()
+        count = f"{low}" if low == high else f"{low} to {high}"
+        parts.append(f"{regimen}: {count} seed{'s' if high > 1 else ''} per arm")
+    single = (aucs.groupby("regimen")["seeds"].max() < 2).any()
+    caveat = " With a single seed an interval covers test patients only, not seed-to-seed variation." if single else ""
+    return "Seeds: " + "; ".join(parts) + "." + caveat
+
+
 def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     shown = comparisons.assign(
         **{
@@ -436,6 +448,7 @@ def report(
     if not aucs.empty:
         blocks += [
             ("table", auc_grid(aucs, comparisons, TARGETS)),
+            ("p", seeds_note(aucs)),
             ("h2", "Comparisons"),
             ("table", comparisons_table(comparisons)),
             ("h2", "Validation positives per regimen"),
