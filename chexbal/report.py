@@ -304,7 +304,7 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
         )
     lines.append(
         "Intervals: 95%, resampling training seeds, then test patients (stratified by whether a patient has "
-        "a positive image). p: two-sided bootstrap p of the mean paired difference; Holm-Bonferroni over "
+        "a positive image). p: two-sided, the mean paired difference over its bootstrap standard error; Holm-Bonferroni over "
         'every comparison in the table. "No detectable difference" is not evidence of equality.'
     )
     if phantom:
