@@ -43,6 +43,13 @@ Weights = Annotated[
     ),
 ]
 RunsRoot = Annotated[Path, typer.Option("--runs", help="Folder of the default run folders (runs/<dataset>/frac-<F>/<aug>/…).")]
+Checkpoint = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Generator checkpoint (generate --generator regimen: runs/gan/<dataset>/frac-<F>/generator.pt).",
+        show_default="the shipped phantom-64 generator",
+    ),
+]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
 OptionalSplitSeed = Annotated[
     Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")
@@ -285,7 +292,7 @@ def train_gan(
     seed: Seed = 0,
     split_seed: SplitSeed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    device: Device = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder.", show_default="runs/gan/<dataset>/frac-<F>")] = None,
@@ -321,13 +328,7 @@ def train_gan(
 @user_errors
 def generate(
     frac: Frac = 0.01,
-    checkpoint: Annotated[
-        Optional[Path],
-        typer.Option(
-            help="Generator checkpoint (regimen: runs/gan/<dataset>/frac-<F>/generator.pt).",
-            show_default="the shipped phantom-64 generator",
-        ),
-    ] = None,
+    checkpoint: Checkpoint = None,
     seed: Annotated[
         int, typer.Option(help="Split seed the plan draws its training rows from (as `train --split-seed`); seeds the latents.")
     ] = 0,
@@ -335,7 +336,7 @@ def generate(
     generator: Annotated[
         str, typer.Option(help="pool (the `gan` arm's set) or regimen (the `gan-regimen` arm's, from `train-gan --frac F`).")
     ] = "pool",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")] = "auto",
+    device: Device = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
@@ -362,9 +363,7 @@ def gan_eval(
     second_judge: Annotated[
         Optional[Path], typer.Option(help="Another `--aug none` run (another seed) to check the first judge.")
     ] = None,
-    checkpoint: Annotated[
-        Optional[Path], typer.Option(help="Generator checkpoint.", show_default="the shipped phantom-64 generator")
-    ] = None,
+    checkpoint: Checkpoint = None,
     n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
     seed: Seed = 0,
     data_dir: DataDir = Path("data"),
