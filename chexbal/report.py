@@ -25,7 +25,7 @@ from . import __version__, classifier, figures, synthetic
 from .arms import ARMS
 from .cam import class_activation_maps
 from .dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index, settings
-from .evaluate import format_p, holm
+from .evaluate import delong, format_p, holm
 from .gan_eval import quality_table
 from .generate import trained_on
 from .labels import PATHOLOGIES, TARGETS
@@ -208,6 +208,35 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
                         )
     columns = ["regimen", "frac", "class", "arm", "against", "seeds", "diff", "ci_low", "ci_high", "p"]
     return pd.DataFrame(aucs), with_holm(pd.DataFrame(comparisons, columns=columns))
+
+
+def per_seed_tests(runs: Runs, fracs: list[float], classes) -> pd.DataFrame:
+    """Each seed's run against the `none` run of the same seed: the difference in test AUC and
+    Obuchowski's clustered DeLong p (patients as clusters), uncorrected, for the appendix."""
+    rows = []
+    for frac in fracs:
+        predictions = predictions_of(runs, frac)
+        for arm, seeds in predictions.items():
+            for seed in sorted(set(seeds) & set(predictions.get("none", {})) if arm != "none" else []):
+                base, other = predictions["none"][seed], seeds[seed].loc[predictions["none"][seed].index]
+                for name in classes:
+                    y = base[f"label/{name}"].to_numpy()
+                    if y.min() == y.max():
+                        continue
+                    test = delong(
+                        y, base[f"prob/{name}"].to_numpy(), other[f"prob/{name}"].to_numpy(), base["patient"].to_numpy()
+                    )
+                    rows.append(
+                        {
+                            "regimen": f"{frac:.0%}",
+                            "class": name,
+                            "arm": arm,
+                            "seed": seed,
+                            "Δ from none": round(test["diff"], 3),
+                            "p (clustered DeLong)": format_p(test["p"]),
+                        }
+                    )
+    return pd.DataFrame(rows)
 
 
 def with_holm(comparisons: pd.DataFrame) -> pd.DataFrame:
@@ -512,6 +541,7 @@ def appendix_blocks(runs: Runs, fracs, folder: Path, aucs: pd.DataFrame, n_boot:
         .rename(columns={"auc": "AUC (U-Ones labels)", "auc_certain": "AUC (rows with a certain label)"})
     )
     per_seed = aucs[["regimen", "class", "arm", *[c for c in aucs.columns if c.startswith("seed ")]]].round(3)
+    tests = per_seed_tests(runs, fracs, TARGETS)
     return [
         ("h2", "Appendix: all 14 classes (Holm over this table's comparisons with none)"),
         ("table", auc_grid(all_aucs, all_comparisons, PATHOLOGIES)),
@@ -524,6 +554,8 @@ def appendix_blocks(runs: Runs, fracs, folder: Path, aucs: pd.DataFrame, n_boot:
         ("table", sensitivity),
         ("h2", "Appendix: test AUC of each seed's run"),
         ("table", per_seed),
+        ("p", "Each seed's run against `none` of the same seed, with Obuchowski's clustered DeLong test (uncorrected):"),
+        ("table", tests),
     ]
 
 
