@@ -92,6 +92,11 @@ def table1(folder: Path, fracs: list[float], seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rows_seen(rows) -> str:
+    """A generator's training rows in words: a count, or the description an older generator carries."""
+    return f"{rows:,} rows" if isinstance(rows, (int, np.integer)) else str(rows)
+
+
 def generators_table(folder: Path, fracs: list[float]) -> pd.DataFrame:
     """What the generator behind each generated set saw: the confound of the `gan` arm, at a glance."""
     rows = []
@@ -326,7 +331,7 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
                 "seed-to-seed variation, so they understate the uncertainty."
             )
     for _, g in generators.iterrows():
-        rows = f"{g['rows']} rows" if isinstance(g["rows"], (int, np.integer)) else g["rows"]
+        rows = rows_seen(g["rows"])
         lines.append(
             f"At {g['regimen']}, `{g['arm']}` used a generator trained on regimen {g['generator trained on regimen']} "
             f"({rows}; validation patients excluded: {g['validation patients excluded']})."
@@ -574,8 +579,8 @@ def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
         blocks += [
             (
                 "p",
-                f"**{path.stem}**: generator {result['checkpoint']} (trained on regimen {seen.get('frac', '?')}, "
-                f"{seen.get('rows', '?')} rows), judged by {judges}; {result['generated']} generated images.",
+                f"**{path.stem}**: generator {result['checkpoint']} (trained on regimen {seen.get('frac', float('nan')):.0%}, "
+                f"{rows_seen(seen.get('rows', '?'))}), judged by {judges}; {result['generated']} generated images.",
             ),
             ("table", quality_table(result)),
         ]
