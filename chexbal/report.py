@@ -318,7 +318,10 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
                 if len(hit):
                     claims.append(
                         f"`{arm}` {'beats' if verdict == 'helps' else 'is worse than'} `{against}` on "
-                        + ", ".join(f"{c} ({d:+.3f})" for c, d in zip(hit["class"], hit["diff"]))
+                        + ", ".join(
+                            f"{r['class']} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p {format_p(r['p_holm'])})"
+                            for _, r in hit.iterrows()
+                        )
                     )
         lines.append(
             f"**{regimen}** (seeds per arm: {seed_note}). "
