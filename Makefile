@@ -53,9 +53,6 @@ demo-arm-%: install
 
 experiment: install  ## the fair phantom experiment: every arm at 1% (5 seeds) and 10%, resumable; publishes docs/experiment/
 	$(BIN)/python scripts/experiment.py
-	$(CHEXBAL) report --name experiment
-	rm -rf docs/experiment && mkdir -p docs/experiment
-	cp reports/experiment/*.md reports/experiment/*.html reports/experiment/*.png reports/experiment/*.csv runs/experiment/stages.csv docs/experiment/
 
 generator: install  ## retrain the shipped phantom generator (this 2-core CPU: about 90 min)
 	$(CHEXBAL) prepare --frac 1
