@@ -328,6 +328,7 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
             + ("; ".join(claims) + "." if claims else "No arm differs detectably from `none` or `oversample` on a target.")
             + " Every other comparison: no detectable difference."
         )
+        lines += gan_lines(regimen, group)
         if seeds.max() < 2:
             lines.append(
                 f"At {regimen} each arm has a single seed: intervals cover test patients only, not the "
@@ -346,6 +347,21 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
     )
     if phantom:
         lines.append("These are phantom results: a benchmark of the method, not a clinical finding.")
+    return lines
+
+
+def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
+    """The question itself, per GAN arm: against `oversample` (the same extra images, as repeats of
+    real positives), target by target, whatever the verdict."""
+    lines = []
+    for arm, label in (("gan-regimen", "the fair GAN arm"), ("gan", "the pool generator's arm")):
+        rows = comparisons[(comparisons["arm"] == arm) & (comparisons["against"] == "oversample")]
+        if len(rows):
+            cells = [
+                f"{r['class']} {r['verdict']} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}])"
+                for _, r in rows.iterrows()
+            ]
+            lines.append(f"At {regimen}, `{arm}` ({label}) against `oversample`: " + "; ".join(cells) + ".")
     return lines
 
 
