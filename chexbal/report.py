@@ -39,6 +39,7 @@ PAPER_ARMS = ("none", "standard", "gan")  # always shown in Table 2; other arms 
 ALPHA = 0.05
 # Comparisons beyond "against none": does a generator beat simply repeating the real positives?
 AGAINST_OVERSAMPLE = ("gan", "gan-regimen", "real-extra")
+WORDS = {"helps": "better", "hurts": "worse", "no detectable difference": "no detectable difference"}
 
 Runs = dict[tuple[float, str], dict[int, Path]]
 
@@ -358,7 +359,7 @@ def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
         rows = comparisons[(comparisons["arm"] == arm) & (comparisons["against"] == "oversample")]
         if len(rows):
             cells = [
-                f"{r['class']} {r['verdict']} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}])"
+                f"{r['class']} {WORDS[r['verdict']]} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}])"
                 for _, r in rows.iterrows()
             ]
             lines.append(f"At {regimen}, `{arm}` ({label}) against `oversample`: " + "; ".join(cells) + ".")
