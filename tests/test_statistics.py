@@ -140,3 +140,42 @@ def test_seed_aggregation_without_a_difference_is_rarely_significant():
         y, patients, scores = simulated_seeds(0.0, 5, rng, n_patients=120)
         significant.append(SeedBootstrap(y, patients, scores, n_boot=200).compare("other", "none").p < 0.05)
     assert np.mean(significant) <= 0.15, np.mean(significant)
+
+
+def test_the_report_words_a_claim_only_where_the_adjusted_p_allows_it():
+    import pandas as pd
+
+    from chexbal.report import answer, with_holm
+
+    rows = [
+        ("gan-regimen", "oversample", "Pleural Other", 0.08, 0.0001),
+        ("gan-regimen", "oversample", "Fracture", 0.05, 0.2),
+        ("oversample", "none", "Pleural Other", 0.15, 0.0001),
+        ("gan-regimen", "none", "Lung Lesion", -0.02, 0.03),
+    ]
+    comparisons = with_holm(
+        pd.DataFrame(
+            [
+                {
+                    "regimen": "1%",
+                    "frac": 0.01,
+                    "class": c,
+                    "arm": a,
+                    "against": ref,
+                    "seeds": 5,
+                    "diff": d,
+                    "ci_low": d - 0.03,
+                    "ci_high": d + 0.03,
+                    "p": p,
+                }
+                for a, ref, c, d, p in rows
+            ]
+        )
+    )
+    aucs = pd.DataFrame([{"regimen": "1%", "arm": a, "seeds": 5, "epochs": "10"} for a in ("none", "oversample", "gan-regimen")])
+    text = " ".join(answer(aucs, comparisons, pd.DataFrame(), phantom=True))
+    assert "`gan-regimen` beats `oversample` on Pleural Other (+0.080" in text
+    assert "`oversample` beats `none` on Pleural Other" in text
+    assert "Fracture no detectable difference" in text  # p 0.2: no claim
+    assert "Lung Lesion (-0.020" not in text  # raw p 0.03, but 0.09 after Holm over 4 comparisons
+    assert "seeds per arm: none 5" in text and "benchmark of the method" in text
