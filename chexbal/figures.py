@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -41,6 +42,7 @@ def forest(diffs: pd.DataFrame, targets, path: Path) -> Path:
                 markersize=4,
             )
         ax.axvline(0, color="0.6", lw=0.8)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
         ax.set(title=target, xlabel="test AUC − none (95% CI)")
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
