@@ -287,6 +287,8 @@ def about(tasks: list[Task], stages: Path) -> str:
     lines = [
         "# The fair phantom experiment",
         "",
+        "What it found, and checks of the conclusion: [../experiment.md](../experiment.md).",
+        "",
         "[report.md](report.md) (or the self-contained [report.html](report.html)) is `chexbal report --name experiment` "
         "over the runs of `make experiment` (`scripts/experiment.py`): every arm at 1% over 5 training seeds, and "
         "none, oversample, weighted, gan, gan-regimen and real-extra at 10%, Adam, lr 1e-3, batch 32, 10 epochs at 1% "
