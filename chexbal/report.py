@@ -165,6 +165,11 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
             continue
         first = next(iter(next(iter(predictions.values())).values()))
         order, patients = first.index, first["patient"].to_numpy()
+        epochs = {
+            arm: "/".join(sorted({str(json.loads((run / "config.json").read_text())["epochs"]) for run in seeds.values()}))
+            for (f, arm), seeds in runs.items()
+            if f == frac
+        }
         for name in classes:
             y = first.loc[order, f"label/{name}"].to_numpy()
             if y.min() == y.max():
@@ -176,7 +181,6 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
             certain = (raw.loc[order, name] != -1).to_numpy() if raw is not None else np.ones(len(y), bool)
             for arm in (a for a in ARMS if a in scores):
                 result = boot.arm(arm)
-                configs = [json.loads((run / "config.json").read_text()) for run in runs[(frac, arm)].values()]
                 certain_auc = np.mean([roc_auc_score(y[certain], v[certain]) for v in scores[arm].values()])
                 aucs.append(
                     {
@@ -185,7 +189,7 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
                         "class": name,
                         "arm": arm,
                         "seeds": len(result.seeds),
-                        "epochs": "/".join(sorted({str(c["epochs"]) for c in configs})),
+                        "epochs": epochs[arm],
                         "auc": result.mean,
                         "ci_low": result.ci[0],
                         "ci_high": result.ci[1],
