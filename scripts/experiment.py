@@ -82,25 +82,25 @@ def classifier_task(frac: float, arm: str, seed: int, epochs: int, train_images:
     return Task(f"train {frac:g} {arm} seed {seed}", command, run / "metrics.json", seconds, needs)
 
 
-def plan(seeds_1: int, seeds_10: int, arms_10: tuple[str, ...], epochs_10: int) -> list[Task]:
+def plan(args: argparse.Namespace) -> list[Task]:
     """Every task in the order it should start: the whole 1% part first, then the 10% part."""
     tasks = [
         Task(
             "prepare",
-            [*CHEXBAL, "prepare", "--frac", "1", "--workers", "1"],
+            [*CHEXBAL, "prepare", "--frac", "1", "--workers", str(args.prepare_workers)],
             Path("data") / DATASET / "subsets" / "frac-1.csv",
             240,
         )
     ]
     judges = [runs_root() / "frac-0.01" / "none" / f"lr0.001-bs32-adam-seed{s}" for s in (0, 1)]
-    for frac, seeds, arms, epochs, train_images in (
-        (0.01, seeds_1, ALL_ARMS, 10, 1708),
-        (0.1, seeds_10, arms_10, epochs_10, 17187),
-    ):
+    parts = {0.01: (args.seeds_1, ALL_ARMS, 10, 1708), 0.1: (args.seeds_10, args.arms_10, args.epochs_10, 17187)}
+    for frac in args.fracs:
+        seeds, arms, epochs, train_images = parts[frac]
         tasks += generator_tasks(frac)
         tasks += [classifier_task(frac, arm, seed, epochs, train_images, 9644) for seed in range(seeds) for arm in arms]
-        evaluated = ("pool", "regimen") if frac == 0.01 else ("regimen",)  # one pool generator for both
-        tasks += [gan_eval_task(frac, generator, judges) for generator in evaluated]
+        if 0.01 in args.fracs:  # the judges are 1% runs
+            evaluated = ("pool", "regimen") if frac == 0.01 else ("regimen",)  # one pool generator for both
+            tasks += [gan_eval_task(frac, generator, judges) for generator in evaluated]
     return tasks
 
 
@@ -237,15 +237,18 @@ def record_time(path: Path, name: str, status: str, seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fracs", type=fractions, default=(0.01, 0.1), help="regimens to run: 0.01, 0.1 or both (0.01,0.1)")
     parser.add_argument("--seeds-1", type=int, default=5, help="training seeds at 1%% (every arm)")
     parser.add_argument("--seeds-10", type=int, default=1, help="training seeds at 10%%")
-    parser.add_argument("--arms-10", default="none,oversample,weighted,gan,gan-regimen,real-extra")
+    parser.add_argument("--arms-10", type=arms, default=("none", "oversample", "weighted", "gan", "gan-regimen", "real-extra"))
     parser.add_argument("--epochs-10", type=int, default=5, help="epochs at 10%% (the same for every arm)")
     parser.add_argument("--parallel", type=int, default=2, help="single-thread processes at once")
+    parser.add_argument("--prepare-workers", type=int, default=1, help="processes rendering the phantom")
+    parser.add_argument("--publish-to", type=Path, default=Path("docs") / "experiment", help="where the report is copied")
     parser.add_argument("--plan-only", action="store_true")
-    parser.add_argument("--publish-only", action="store_true", help="report what is done into docs/experiment/, run nothing")
+    parser.add_argument("--publish-only", action="store_true", help="report what is done into --publish-to, run nothing")
     args = parser.parse_args()
-    tasks = plan(args.seeds_1, args.seeds_10, tuple(args.arms_10.split(",")), args.epochs_10)
+    tasks = plan(args)
     left = [t for t in tasks if not t.done()]
     hours = sum(t.seconds_left() for t in left) / 3600
     print(
@@ -259,12 +262,28 @@ def main() -> None:
     if not args.publish_only:
         with exclusive(Path("runs") / "experiment" / ".lock"):
             run(tasks, args.parallel, Path("runs") / "experiment" / "logs")
-    publish(tasks, Path("docs") / "experiment")
+    publish(tasks, args)
 
 
-def publish(tasks: list[Task], out: Path) -> None:
-    """The report of what is done, copied to `out` with a page of how it was made: the command, the
-    machine, the code, the wall time of each stage, and the tasks still to run (marked gaps)."""
+def fractions(text: str) -> tuple[float, ...]:
+    fracs = tuple(float(x) for x in text.split(","))
+    if not fracs or not set(fracs) <= {0.01, 0.1}:
+        raise argparse.ArgumentTypeError(f"{text!r}: the experiment has the regimens 0.01 and 0.1")
+    return fracs
+
+
+def arms(text: str) -> tuple[str, ...]:
+    names = tuple(text.split(","))
+    unknown = [a for a in names if a not in ALL_ARMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown arm {unknown[0]!r}: the arms are {', '.join(ALL_ARMS)}")
+    return names
+
+
+def publish(tasks: list[Task], args: argparse.Namespace) -> None:
+    """The report of what is done, copied to --publish-to with a page of how it was made: the command,
+    the machine, the code, the wall time of each stage, and the tasks still to run (marked gaps)."""
+    out = args.publish_to
     subprocess.run([*CHEXBAL, "report", "--name", "experiment"], check=True)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.iterdir():
@@ -274,11 +293,11 @@ def publish(tasks: list[Task], out: Path) -> None:
     stages = Path("runs") / "experiment" / "stages.csv"
     if stages.exists():
         shutil.copy(stages, out / "stages.csv")
-    (out / "README.md").write_text(about(tasks, stages))
+    (out / "README.md").write_text(about(tasks, stages, args))
     print(f"published to {out}")
 
 
-def about(tasks: list[Task], stages: Path) -> str:
+def about(tasks: list[Task], stages: Path, args: argparse.Namespace) -> str:
     times = pd.read_csv(stages) if stages.exists() else pd.DataFrame(columns=["task", "status", "minutes"])
     done = times[times["status"] == "done"].assign(stage=lambda t: t["task"].str.replace(r" seed \d+$", "", regex=True))
     by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
@@ -290,14 +309,13 @@ def about(tasks: list[Task], stages: Path) -> str:
         "What it found, and checks of the conclusion: [../experiment.md](../experiment.md).",
         "",
         "[report.md](report.md) (or the self-contained [report.html](report.html)) is `chexbal report --name experiment` "
-        "over the runs of `make experiment` (`scripts/experiment.py`): every arm at 1% over 5 training seeds, and "
-        "none, oversample, weighted, gan, gan-regimen and real-extra at 10%, Adam, lr 1e-3, batch 32, 10 epochs at 1% "
-        "and 5 at 10% (the same for every arm), split seed 0 for every run. The seeds vary initialisation, batch order "
-        "and augmentation, not the train/validation split, so one regimen generator (the shipped recipe: 5,250 steps, "
-        "Pleural Other denied from step 4,750) serves every seed.",
+        f"over the runs of `{' '.join(['python', *sys.argv])}` (`scripts/experiment.py`): {regimens(args)}; Adam, lr 1e-3, "
+        "batch 32, split seed 0 for every run. The seeds vary initialisation, batch order and augmentation, not the "
+        "train/validation split, so one regimen generator (the shipped recipe: 5,250 steps, Pleural Other denied from "
+        "step 4,750) serves every seed.",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores ({cpu_model()}); code at commit {commit}; tasks ran as "
-        "single-thread processes, two at a time.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores ({cpu_model()}){accelerator()}; code at commit {commit}; "
+        f"tasks ran as single-thread processes, {args.parallel} at a time.",
         "",
         "## Wall time per stage (minutes, from stages.csv)",
         "",
@@ -309,6 +327,22 @@ def about(tasks: list[Task], stages: Path) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def regimens(args: argparse.Namespace) -> str:
+    parts = []
+    if 0.01 in args.fracs:
+        parts.append(f"every arm at 1% over {args.seeds_1} training seeds, 10 epochs")
+    if 0.1 in args.fracs:
+        parts.append(f"{', '.join(args.arms_10)} at 10% over {args.seeds_10} training seeds, {args.epochs_10} epochs")
+    return "; ".join(parts) + " (the same epochs for every arm of a regimen)"
+
+
+def accelerator() -> str:
+    """The GPU the tasks trained on (`--device auto` picks it), or nothing on a CPU-only machine."""
+    import torch
+
+    return f", trained on one {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
 
 
 def cpu_model() -> str:

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# GPU numbers in one go, inside a time budget: the 224 px training benchmark, then the phantom
+# experiment's 10% part (every arm, 3 seeds) on the GPU, then its report. Whatever is unfinished at
+# the deadline is left out (the report marks the gaps); everything lands in $OUT as at most 8 files.
+#
+#     OUT=gpu-out BUDGET=540 bash scripts/gpu_numbers.sh
+#
+# Written for a lent GPU machine with PyTorch but without chexbal's other packages: wheels in .whl/
+# are installed first when that folder exists.
+set -uo pipefail
+OUT=${OUT:-gpu-out}
+BUDGET=${BUDGET:-540}   # seconds for the whole script
+PARALLEL=${PARALLEL:-8} # single-thread training processes sharing the GPU
+mkdir -p "$OUT"
+exec > >(tee "$OUT/log.txt") 2>&1
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+say() { echo "[$(date +%T) +${SECONDS}s] $*"; }
+
+say "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, zarr, torchxrayvision, pandas, numpy; print('torch', torch.__version__, 'zarr', zarr.__version__, 'pandas', pandas.__version__, 'numpy', numpy.__version__)" || exit 1
+python3 -m chexbal.cli --help > /dev/null || exit 1
+
+say "bench_train 224 px (bf16 autocast where the GPU has it)"
+for batch in 32 64; do
+    python3 scripts/bench_train.py --size 224 --batch-size $batch --images 3200 --device cuda
+done
+say "bench_train 64 px, the experiment's setting"
+python3 scripts/bench_train.py --size 64 --batch-size 32 --images 6400 --device cuda
+
+say "prepare the phantom (every core)"
+python3 -m chexbal.cli prepare --frac 1 --workers "$(nproc)" || exit 1
+sha256sum data/phantom-64/index.csv
+python3 -m chexbal.cli prepare --frac 0.1 --workers "$(nproc)" || exit 1
+sha256sum data/phantom-64/subsets/frac-0.1.csv
+
+ARGS=(--fracs 0.1 --seeds-10 3 --arms-10 none,oversample,weighted,gan,gan-regimen,real-extra,affine,standard
+      --parallel "$PARALLEL" --publish-to "$OUT/report")
+left=$((BUDGET - SECONDS - 100)) # keep time for the report and the copies
+say "experiment, ${left}s left for it"
+timeout -s TERM "$left" python3 scripts/experiment.py "${ARGS[@]}"
+say "report of what finished"
+python3 scripts/experiment.py "${ARGS[@]}" --publish-only
+nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
+
+say "packing"
+tar czf "$OUT/report.tar.gz" -C "$OUT" report && rm -rf "$OUT/report"
+runs() { find runs/phantom-64/frac-0.1 -path "*seed$1/*" ! -name "*.pt"; }
+for seed in 0 1 2; do runs $seed | tar czf "$OUT/runs-seed$seed.tar.gz" -T -; done
+tar czf "$OUT/gan-and-logs.tar.gz" --exclude=last.pt runs/gan runs/experiment data/phantom-64/synthetic/*/provenance.json
+ls -la "$OUT"
+say "done"
