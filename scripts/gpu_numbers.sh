@@ -10,7 +10,7 @@
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 BUDGET=${BUDGET:-540}   # seconds for the whole script
-PARALLEL=${PARALLEL:-8} # single-thread training processes sharing the GPU
+PARALLEL=${PARALLEL:-10} # single-thread training processes sharing the GPU
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -29,8 +29,6 @@ say "bench_train 224 px (bf16 autocast where the GPU has it)"
 for batch in 32 64; do
     python3 scripts/bench_train.py --size 224 --batch-size $batch --images 3200 --device cuda
 done
-say "bench_train 64 px, the experiment's setting"
-python3 scripts/bench_train.py --size 64 --batch-size 32 --images 6400 --device cuda
 
 say "prepare the phantom (every core)"
 python3 -m chexbal.cli prepare --frac 1 --workers "$(nproc)" || exit 1
@@ -40,17 +38,15 @@ sha256sum data/phantom-64/subsets/frac-0.1.csv
 
 ARGS=(--fracs 0.1 --seeds-10 3 --arms-10 none,oversample,weighted,gan,gan-regimen,real-extra,affine,standard
       --parallel "$PARALLEL" --publish-to "$OUT/report")
-left=$((BUDGET - SECONDS - 100)) # keep time for the report and the copies
+left=$((BUDGET - SECONDS - 110)) # keep time for the copies and the report
 say "experiment, ${left}s left for it"
 timeout -s TERM "$left" python3 scripts/experiment.py "${ARGS[@]}"
-say "report of what finished"
-python3 scripts/experiment.py "${ARGS[@]}" --publish-only
-nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
-
-say "packing"
-tar czf "$OUT/report.tar.gz" -C "$OUT" report && rm -rf "$OUT/report"
+say "packing the runs (the report can be remade from them)"
 runs() { find runs/phantom-64/frac-0.1 -path "*seed$1/*" ! -name "*.pt"; }
 for seed in 0 1 2; do runs $seed | tar czf "$OUT/runs-seed$seed.tar.gz" -T -; done
 tar czf "$OUT/gan-and-logs.tar.gz" --exclude=last.pt runs/gan runs/experiment data/phantom-64/synthetic/*/provenance.json
+nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
+say "report of what finished"
+python3 scripts/experiment.py "${ARGS[@]}" --publish-only && tar czf "$OUT/report.tar.gz" -C "$OUT" report && rm -rf "$OUT/report"
 ls -la "$OUT"
 say "done"
