@@ -309,7 +309,7 @@ def about(tasks: list[Task], stages: Path, args: argparse.Namespace) -> str:
         "What it found, and checks of the conclusion: [../experiment.md](../experiment.md).",
         "",
         "[report.md](report.md) (or the self-contained [report.html](report.html)) is `chexbal report --name experiment` "
-        f"over the runs of `{' '.join(['python', *sys.argv])}` (`scripts/experiment.py`): {regimens(args)}; Adam, lr 1e-3, "
+        f"over the runs of `{' '.join(['python', *(a for a in sys.argv if a != '--publish-only')])}` (`scripts/experiment.py`): {regimens(args)}; Adam, lr 1e-3, "
         "batch 32, split seed 0 for every run. The seeds vary initialisation, batch order and augmentation, not the "
         "train/validation split, so one regimen generator (the shipped recipe: 5,250 steps, Pleural Other denied from "
         "step 4,750) serves every seed.",
