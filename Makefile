@@ -51,7 +51,7 @@ demo: install  ## the main job: phantom data, shipped generator, none/standard/o
 demo-arm-%: install
 	OMP_NUM_THREADS=1 $(CHEXBAL) sweep --frac $(DEMO_FRAC) --aug $* $(DEMO_RUN)
 
-experiment: install  ## the fair phantom experiment: every arm at 1% (5 seeds) and 10%, resumable; publishes docs/experiment/
+experiment: install  ## the fair phantom experiment: every arm at 1% (5 seeds), six at 10% (3 seeds); resumable; publishes docs/experiment/
 	$(BIN)/python scripts/experiment.py
 
 generator: install  ## retrain the shipped phantom generator (this 2-core CPU: about 90 min)

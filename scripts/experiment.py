@@ -236,18 +236,7 @@ def record_time(path: Path, name: str, status: str, seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fracs", type=fractions, default=(0.01, 0.1), help="regimens to run: 0.01, 0.1 or both (0.01,0.1)")
-    parser.add_argument("--seeds-1", type=int, default=5, help="training seeds at 1%% (every arm)")
-    parser.add_argument("--seeds-10", type=int, default=1, help="training seeds at 10%%")
-    parser.add_argument("--arms-10", type=arms, default=("none", "oversample", "weighted", "gan", "gan-regimen", "real-extra"))
-    parser.add_argument("--epochs-10", type=int, default=5, help="epochs at 10%% (the same for every arm)")
-    parser.add_argument("--parallel", type=int, default=2, help="single-thread processes at once")
-    parser.add_argument("--prepare-workers", type=int, default=1, help="processes rendering the phantom")
-    parser.add_argument("--publish-to", type=Path, default=Path("docs") / "experiment", help="where the report is copied")
-    parser.add_argument("--plan-only", action="store_true")
-    parser.add_argument("--publish-only", action="store_true", help="report what is done into --publish-to, run nothing")
-    args = parser.parse_args()
+    args = parse_args(sys.argv[1:])
     tasks = plan(args)
     left = [t for t in tasks if not t.done()]
     hours = sum(t.seconds_left() for t in left) / 3600
@@ -263,6 +252,21 @@ def main() -> None:
         with exclusive(Path("runs") / "experiment" / ".lock"):
             run(tasks, args.parallel, Path("runs") / "experiment" / "logs")
     publish(tasks, args)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fracs", type=fractions, default=(0.01, 0.1), help="regimens to run: 0.01, 0.1 or both (0.01,0.1)")
+    parser.add_argument("--seeds-1", type=int, default=5, help="training seeds at 1%% (every arm)")
+    parser.add_argument("--seeds-10", type=int, default=3, help="training seeds at 10%%")
+    parser.add_argument("--arms-10", type=arms, default=("none", "oversample", "weighted", "gan", "gan-regimen", "real-extra"))
+    parser.add_argument("--epochs-10", type=int, default=5, help="epochs at 10%% (the same for every arm)")
+    parser.add_argument("--parallel", type=int, default=2, help="single-thread processes at once")
+    parser.add_argument("--prepare-workers", type=int, default=1, help="processes rendering the phantom")
+    parser.add_argument("--publish-to", type=Path, default=Path("docs") / "experiment", help="where the report is copied")
+    parser.add_argument("--plan-only", action="store_true")
+    parser.add_argument("--publish-only", action="store_true", help="report what is done into --publish-to, run nothing")
+    return parser.parse_args(argv)
 
 
 def fractions(text: str) -> tuple[float, ...]:
