@@ -145,25 +145,33 @@ def validation_positives(runs: Runs, folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def predictions_of(runs: Runs, frac: float) -> dict[str, dict[int, pd.DataFrame]]:
+Predictions = dict[float, dict[str, dict[int, pd.DataFrame]]]  # regimen -> arm -> seed -> test predictions
+
+
+def read_predictions(runs: Runs, fracs: list[float]) -> Predictions:
+    """Every run's test predictions, read once for the tables and the appendix."""
     return {
-        arm: {seed: pd.read_csv(run / "test-predictions.csv").set_index("index") for seed, run in seeds.items()}
-        for (f, arm), seeds in runs.items()
-        if f == frac
+        frac: {
+            arm: {seed: pd.read_csv(run / "test-predictions.csv").set_index("index") for seed, run in seeds.items()}
+            for (f, arm), seeds in runs.items()
+            if f == frac
+        }
+        for frac in fracs
     }
 
 
-def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+def auc_tables(
+    runs: Runs, predictions: Predictions, folder: Path, classes, n_boot: int = 1000
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per regimen, class and arm: mean test AUC over seeds with its interval, the same on test rows
     whose label is certain, and per seed. Then every comparison (arm against none; generators and
     real-extra also against oversample), paired by seed, with raw p (Holm comes later, per table)."""
     raw = pd.read_csv(folder / "raw-labels.csv").set_index("index") if (folder / "raw-labels.csv").exists() else None
     aucs, comparisons = [], []
-    for frac in fracs:
-        predictions = predictions_of(runs, frac)
-        if not predictions:
+    for frac, by_arm in predictions.items():
+        if not by_arm:
             continue
-        first = next(iter(next(iter(predictions.values())).values()))
+        first = next(iter(next(iter(by_arm.values())).values()))
         order, patients = first.index, first["patient"].to_numpy()
         epochs = {
             arm: "/".join(sorted({str(json.loads((run / "config.json").read_text())["epochs"]) for run in seeds.values()}))
@@ -175,7 +183,7 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
             if y.min() == y.max():
                 continue
             scores = {
-                arm: {s: p.loc[order, f"prob/{name}"].to_numpy() for s, p in seeds.items()} for arm, seeds in predictions.items()
+                arm: {s: p.loc[order, f"prob/{name}"].to_numpy() for s, p in seeds.items()} for arm, seeds in by_arm.items()
             }
             boot = SeedBootstrap(y, patients, scores, n_boot)
             certain = (raw.loc[order, name] != -1).to_numpy() if raw is not None else np.ones(len(y), bool)
@@ -220,15 +228,15 @@ def auc_tables(runs: Runs, fracs: list[float], folder: Path, classes, n_boot: in
     return pd.DataFrame(aucs), pd.DataFrame(comparisons, columns=columns)
 
 
-def per_seed_tests(runs: Runs, fracs: list[float], classes) -> pd.DataFrame:
+def per_seed_tests(predictions: Predictions, classes) -> pd.DataFrame:
     """Each seed's run against the `none` run of the same seed: the difference in test AUC and
     Obuchowski's clustered DeLong p (patients as clusters), uncorrected, for the appendix."""
     rows = []
-    for frac in fracs:
-        predictions = predictions_of(runs, frac)
-        for arm, seeds in predictions.items():
-            for seed in sorted(set(seeds) & set(predictions.get("none", {})) if arm != "none" else []):
-                base, other = predictions["none"][seed], seeds[seed].loc[predictions["none"][seed].index]
+    for frac, by_arm in predictions.items():
+        for arm, seeds in by_arm.items():
+            for seed in sorted(set(seeds) & set(by_arm.get("none", {})) if arm != "none" else []):
+                base = by_arm["none"][seed]
+                other = seeds[seed].loc[base.index]
                 for name in classes:
                     y = base[f"label/{name}"].to_numpy()
                     if y.min() == y.max():
@@ -480,7 +488,8 @@ def report(
     fracs = sorted(set(prepared_fracs(folder)) | {f for f, _ in runs})
     attrs = settings(folder)
     phantom = attrs.get("source") == "phantom"
-    all_aucs, all_comparisons = auc_tables(runs, fracs, folder, PATHOLOGIES, n_boot)
+    predictions = read_predictions(runs, fracs)
+    all_aucs, all_comparisons = auc_tables(runs, predictions, folder, PATHOLOGIES, n_boot)
     # Two families of comparisons, each Holm-corrected on its own: Table 2's (the targets, against
     # none and oversample) and the appendix's (all 14 classes, against none).
     aucs = all_aucs[all_aucs["class"].isin(TARGETS)] if len(all_aucs) else all_aucs
@@ -537,7 +546,7 @@ def report(
     )
     blocks += gan_quality_blocks(Path(runs_root) / dataset, comparisons)
     if not aucs.empty:
-        blocks += appendix_blocks(runs, fracs, aucs, all_aucs, appendix)
+        blocks += appendix_blocks(predictions, aucs, all_aucs, appendix)
     blocks += [
         ("h2", "Provenance"),
         (
@@ -564,7 +573,7 @@ def figure_blocks(aucs: pd.DataFrame, comparisons: pd.DataFrame, out: Path) -> l
     return blocks
 
 
-def appendix_blocks(runs: Runs, fracs, aucs: pd.DataFrame, all_aucs: pd.DataFrame, all_comparisons: pd.DataFrame) -> list:
+def appendix_blocks(predictions: Predictions, aucs: pd.DataFrame, all_aucs: pd.DataFrame, all_comparisons: pd.DataFrame) -> list:
     """All 14 classes (their own Holm family), the certain-label sensitivity and the per-seed numbers."""
     sensitivity = (
         aucs[["regimen", "class", "arm", "seeds", "auc", "auc_certain"]]
@@ -572,7 +581,7 @@ def appendix_blocks(runs: Runs, fracs, aucs: pd.DataFrame, all_aucs: pd.DataFram
         .rename(columns={"auc": "AUC (U-Ones labels)", "auc_certain": "AUC (rows with a certain label)"})
     )
     per_seed = aucs[["regimen", "class", "arm", *[c for c in aucs.columns if c.startswith("seed ")]]].round(3)
-    tests = per_seed_tests(runs, fracs, TARGETS)
+    tests = per_seed_tests(predictions, TARGETS)
     return [
         ("h2", "Appendix: all 14 classes (Holm over this table's comparisons with none)"),
         ("table", auc_grid(all_aucs, all_comparisons, PATHOLOGIES)),
