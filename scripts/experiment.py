@@ -307,13 +307,14 @@ def about(tasks: list[Task], stages: Path, args: argparse.Namespace) -> str:
     by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
     left = [t.name for t in tasks if not t.done()]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    command = " ".join(["python", *(a for a in sys.argv if a != "--publish-only")])  # the run that made the runs
     lines = [
         "# The fair phantom experiment",
         "",
         "What it found, and checks of the conclusion: [../experiment.md](../experiment.md).",
         "",
         "[report.md](report.md) (or the self-contained [report.html](report.html)) is `chexbal report --name experiment` "
-        f"over the runs of `{' '.join(['python', *(a for a in sys.argv if a != '--publish-only')])}` (`scripts/experiment.py`): {regimens(args)}; Adam, lr 1e-3, "
+        f"over the runs of `{command}` (`scripts/experiment.py`): {regimens(args)}; Adam, lr 1e-3, "
         "batch 32, split seed 0 for every run. The seeds vary initialisation, batch order and augmentation, not the "
         "train/validation split, so one regimen generator (the shipped recipe: 5,250 steps, Pleural Other denied from "
         "step 4,750) serves every seed.",
