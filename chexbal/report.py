@@ -174,9 +174,10 @@ def auc_tables(
         first = next(iter(next(iter(by_arm.values())).values()))
         order, patients = first.index, first["patient"].to_numpy()
         epochs = {
-            arm: "/".join(sorted({str(json.loads((run / "config.json").read_text())["epochs"]) for run in seeds.values()}))
-            for (f, arm), seeds in runs.items()
-            if f == frac
+            arm: "/".join(
+                sorted({str(json.loads((run / "config.json").read_text())["epochs"]) for run in runs[(frac, arm)].values()})
+            )
+            for arm in by_arm
         }
         for name in classes:
             y = first.loc[order, f"label/{name}"].to_numpy()

@@ -288,16 +288,21 @@ def publish(tasks: list[Task], args: argparse.Namespace) -> None:
     """The report of what is done, copied to --publish-to with a page of how it was made: the command,
     the machine, the code, the wall time of each stage, and the tasks still to run (marked gaps)."""
     out = args.publish_to
-    subprocess.run([*CHEXBAL, "report", "--name", "experiment"], check=True)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():
-        old.unlink()
-    for path in (Path("reports") / "experiment").iterdir():
-        shutil.copy(path, out / path.name)
+    if subprocess.run([*CHEXBAL, "report", "--name", "experiment"]).returncode != 0:
+        sys.exit(f"the report failed (its message is above); {out} is left as it was")
+    # Built beside `out`, then swapped in: a crash part-way never leaves a half-published folder.
+    new, old = out.with_name(out.name + ".new"), out.with_name(out.name + ".old")
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.copytree(Path("reports") / "experiment", new)
     stages = Path("runs") / "experiment" / "stages.csv"
     if stages.exists():
-        shutil.copy(stages, out / "stages.csv")
-    (out / "README.md").write_text(about(tasks, stages, args))
+        shutil.copy(stages, new / "stages.csv")
+    (new / "README.md").write_text(about(tasks, stages, args))
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
     print(f"published to {out}")
 
 
