@@ -10,6 +10,7 @@ import pandas as pd
 from . import store
 from .errors import ChexbalError
 from .labels import check_label_columns
+from .sources import phantom
 from .splits import check_frac, frac_name, frac_of
 
 DEFAULT_DATASET = "phantom-64"
@@ -35,7 +36,7 @@ def read_subset(folder: Path, frac: float) -> pd.DataFrame:
 
 def settings(folder: Path) -> dict:
     """The dataset's recorded settings (source, size, seed, views, uncertain policy), from its store."""
-    return dict(store.open_complete(folder / "images.zarr", 0).attrs)
+    return dict(open_images(folder, 0).attrs)
 
 
 def prepared_fracs(folder: Path) -> list[float]:
@@ -45,8 +46,16 @@ def prepared_fracs(folder: Path) -> list[float]:
 def load_images(folder: Path, rows: pd.DataFrame) -> np.ndarray:
     """The uint8 images of `rows` (a regimen's rows), in the rows' order."""
     indices = rows["index"].to_numpy()
-    images = store.open_complete(folder / "images.zarr", int(indices.max()) + 1 if len(indices) else 0)
+    images = open_images(folder, int(indices.max()) + 1 if len(indices) else 0)
     return images[: int(indices.max()) + 1][indices] if len(indices) else np.zeros((0, *images.shape[1:]), np.uint8)
+
+
+def open_images(folder: Path, n_rows: int):
+    """The dataset's image store, checked to hold its first `n_rows` rows and, for a phantom, to be
+    drawn by this renderer."""
+    images = store.open_complete(folder / "images.zarr", n_rows)
+    phantom.check_version(images.attrs, folder)
+    return images
 
 
 def _read_table(path: Path) -> pd.DataFrame:

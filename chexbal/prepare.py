@@ -57,7 +57,11 @@ def prepare(
         "uncertain": uncertain,
         "rows_crc": zlib.crc32("\n".join(index["Path"]).encode()),
     }
+    if source == "phantom":
+        settings["renderer_version"] = phantom.RENDERER_VERSION
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "images.zarr" / "zarr.json").exists():
+        phantom.check_version(store.open_complete(out / "images.zarr", 0).attrs, out)
     images = store.open_or_create(out / "images.zarr", len(index), size, settings)
     if not (out / "index.csv").exists():  # index.csv last: its presence means both tables are whole
         raw_labels = ordered[list(PATHOLOGIES)].assign(index=index["index"])
@@ -67,11 +71,27 @@ def prepare(
     n_rows = regimen_length(index, frac)
     _fill(images, ordered, n_rows, source, root, seed, skip_bad, workers, out, quiet)
     store.mark_complete(images, n_rows)
+    if source == "phantom":
+        _write_signs(out, ordered, n_rows, size, seed)
     skipped = _read_skipped(out)
     subset = index.iloc[:n_rows]
     subset = subset[~subset["index"].isin(skipped["index"])]
     store.write_atomic(out / "subsets" / f"{frac_name(frac)}.csv", subset.to_csv(index=False))
     return out
+
+
+def _write_signs(out: Path, ordered: pd.DataFrame, n_rows: int, size: int, seed: int) -> None:
+    """signs.csv: what the phantom drew in each prepared row (never read by training)."""
+    path = out / "signs.csv"
+    done = pd.read_csv(path) if path.exists() else None
+    if done is not None and len(done) >= n_rows:
+        return
+    start = 0 if done is None else len(done)
+    rows = ordered.iloc[start:n_rows]
+    new = phantom.signs(list(rows["Path"]), rows[list(PATHOLOGIES)].to_numpy(float), size, seed)
+    new.insert(0, "index", np.arange(start, n_rows))
+    table = new if done is None else pd.concat([done, new], ignore_index=True)
+    store.write_atomic(path, table.to_csv(index=False))
 
 
 def _check_size(size: int) -> int:

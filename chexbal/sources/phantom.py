@@ -2,10 +2,17 @@
 
 The label vectors are the frontal rows of CheXpert's train.csv that torchxrayvision ships, so class
 imbalance, co-occurrence and patient structure are CheXpert's own. Each finding has its own sign,
-drawn on varied anatomy; an uncertain label (-1) draws the sign at half strength. The three targets
+drawn on varied anatomy; an uncertain label (-1) draws the sign at half strength. Like CheXpert's
+report-mined labels, the labels are noisy: a positive row does not always show its sign and a
+negative one sometimes does (`SHOWN`), which caps what any classifier can score. The three targets
 (Lung Lesion, Pleural Other, Fracture) are small, low-contrast signs, so a classifier needs many
-positives to find them. Everything is drawn in coordinates from -1 to 1, so any size works, and a
-row's image depends only on its Path, its labels and the seed.
+positives to find them.
+
+A row is drawn in two steps: `scene` makes every random decision (anatomy, which signs are shown and
+where) from its own stream, `paint` turns the scene into pixels with a second stream for texture.
+So what was drawn (`signs`, the truth a perfect detector sees) is known without painting, and a sign
+can be left out of the same picture. Everything is drawn in coordinates from -1 to 1, so any size
+works, and a row's image depends only on its Path, its labels and the seed.
 
 Results on phantoms are a benchmark of the method, never a clinical claim.
 """
@@ -22,10 +29,39 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import ChexbalError
-from ..labels import PATHOLOGIES
+from ..labels import PATHOLOGIES, TARGETS
 from ..splits import patient_of
 
+RENDERER_VERSION = 2  # recorded in every phantom store; a store drawn by another version is refused
 UNCERTAIN_STRENGTH = 0.5
+
+# The label-noise model, standing in for the report labeller's errors: the chance that a row shows a
+# finding's sign given its raw label (positive, uncertain, negative or blank). A perfect detector of
+# the drawn signs scores at most 0.5 + (shown among positives - shown among negatives) / 2 against the
+# labels, so these set each class's ceiling. The targets' are tuned so the ceiling sits just above the
+# paper's 100% AUCs (docs/phantom.md); the other classes get a milder, uniform noise.
+SHOWN: dict[str, tuple[float, float, float]] = {
+    **{name: (0.9, 0.6, 0.002) for name in PATHOLOGIES[1:]},
+    "Lung Lesion": (0.78, 0.40, 0.002),
+    "Pleural Other": (0.65, 0.30, 0.001),
+    "Fracture": (0.70, 0.35, 0.002),
+}
+# How conspicuous each target's sign is (1 = renderer version 1's contrast): with the noise, the
+# slope of its learning curve.
+CONTRAST = {"Lung Lesion": 1.5, "Pleural Other": 0.85, "Fracture": 1.0}
+LESION_RADIUS, BAND_WIDTH, BAND_LENGTH, CALLUS_RADIUS = 0.075, 0.045, 0.45, 0.07
+
+
+def check_version(attrs, folder: Path) -> None:
+    """Refuse a phantom dataset drawn by another renderer version: its signs are not this one's."""
+    if attrs.get("source") != "phantom":
+        return
+    version = attrs.get("renderer_version", 1)  # version 1 did not record itself
+    if version != RENDERER_VERSION:
+        raise ChexbalError(
+            f"{folder} was drawn by phantom renderer version {version}, this chexbal draws version {RENDERER_VERSION}: "
+            f"delete {folder} and run `chexbal prepare` again"
+        )
 
 
 def labels_csv() -> Path:
@@ -48,32 +84,65 @@ def render_block(paths: list[str], raw_labels: np.ndarray, size: int, seed: int)
     return np.stack([render(path, labels, size, seed) for path, labels in zip(paths, raw_labels)])
 
 
-def render(path: str, raw: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """One uint8 (size, size) radiograph for a row's raw labels (1, 0, -1 or NaN, CSV order)."""
-    rng = np.random.default_rng([seed, zlib.crc32(path.encode())])
+def render(path: str, raw: np.ndarray, size: int, seed: int, hidden: tuple[str, ...] = ()) -> np.ndarray:
+    """One uint8 (size, size) radiograph for a row's raw labels (1, 0, -1 or NaN, CSV order).
+    `hidden` findings are left out of the picture, which is otherwise the same."""
+    drawn = scene(path, raw, seed)
+    for name in hidden:
+        drawn["strength"][name] = 0.0
+    return paint(drawn, size, np.random.default_rng([seed, _row_key(path), 1]))
+
+
+def scene(path: str, raw: np.ndarray, seed: int) -> dict:
+    """Every random decision about a row: anatomy, each finding's strength (0: not drawn) and where
+    each sign goes. The same number of draws whatever the labels, so one finding's label never moves
+    another's sign."""
+    rng = np.random.default_rng([seed, _row_key(path), 0])
+    anatomy = _anatomy(rng)
+    strength = {name: _strength(raw[i], SHOWN.get(name), rng) for i, name in enumerate(PATHOLOGIES)}
+    side = lambda: int(rng.choice((-1, 1)))  # noqa: E731
+    place = {
+        "lung side": side(),
+        "lesion": _point_in_lung(rng, anatomy, 0.7),
+        "opacity": _point_in_lung(rng, anatomy, 0.6),
+        "pneumonia": [_point_in_lung(rng, anatomy, 0.7) for _ in range(4)],
+        "atelectasis": rng.uniform(0.3, 0.55),
+        "effusion": (side(), rng.uniform(0.45, 0.7)),
+        "band": (side(), rng.uniform(-0.6, 0.1)),
+        "break": (side(), int(rng.integers(2, 6)), rng.uniform(0.45, 0.8)),
+        "tube tip": rng.uniform(-0.45, -0.2),
+        "line start": rng.uniform(0.55, 0.75),
+    }
+    return {"anatomy": anatomy, "strength": strength, "place": place}
+
+
+def paint(drawn: dict, size: int, texture: np.random.Generator) -> np.ndarray:
+    a, sign, place = drawn["anatomy"], drawn["strength"], drawn["place"]
     y, x = _grid(size)
-    a = _anatomy(rng)
     # Pose: shift, scale and a small rotation of the patient within the frame.
     c, s = np.cos(a["tilt"]), np.sin(a["tilt"])
     u = (c * (x - a["dx"]) + s * (y - a["dy"])) / a["scale"]
     v = (-s * (x - a["dx"]) + c * (y - a["dy"])) / a["scale"]
-    sign = {name: _strength(raw[i], rng) for i, name in enumerate(PATHOLOGIES)}
 
     lungs = [_soft_ellipse(u, v, side * a["lung_x"], -0.05, a["lung_w"], a["lung_h"]) for side in (-1, 1)]
     lung = np.maximum(*lungs)
     image = 0.03 + 0.5 * _soft_ellipse(u, v, 0, 0.1, 0.95, 1.1)
-    image -= lung * (0.33 - 0.05 * _smooth_noise(rng, size, 7))
+    image -= lung * (0.33 - 0.05 * _smooth_noise(texture, size, 7))
     image += 0.2 * _soft_ellipse(u, v, 0, -0.35, 0.1 * (1 + 0.6 * sign["Enlarged Cardiomediastinum"]), 0.6)
     heart = a["heart"] * (1 + 0.3 * sign["Cardiomegaly"])
     image += 0.28 * _soft_ellipse(u, v, 0.1, 0.3, 0.3 * heart, 0.24 * heart)
-    image += _ribs(u, v, a, rng, sign["Fracture"])
-    image += _lung_findings(u, v, a, rng, sign, lungs)
-    image += _pleural_findings(u, v, a, rng, sign, lungs)
-    image += sign["Support Devices"] * _devices(u, v, rng)
+    image += _ribs(u, v, a, place["break"], CONTRAST["Fracture"] * sign["Fracture"])
+    image += _lung_findings(u, v, a, place, sign, lungs)
+    image += _pleural_findings(u, v, a, place, sign, lungs)
+    image += sign["Support Devices"] * _devices(u, v, place)
 
     image = a["contrast"] * image + a["brightness"]
-    image = np.clip(image, 0, 1) ** a["gamma"] + rng.normal(0, 0.015, image.shape)
+    image = np.clip(image, 0, 1) ** a["gamma"] + texture.normal(0, 0.015, image.shape)
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _row_key(path: str) -> int:
+    return zlib.crc32(path.encode())
 
 
 def _anatomy(rng: np.random.Generator) -> dict[str, float]:
@@ -93,28 +162,33 @@ def _anatomy(rng: np.random.Generator) -> dict[str, float]:
     }
 
 
-def _strength(value: float, rng: np.random.Generator) -> float:
-    """How strongly to draw a finding: 0 if absent, about 1 if positive, about half if uncertain."""
+def _strength(value: float, shown: tuple[float, float, float] | None, rng: np.random.Generator) -> float:
+    """How strongly to draw a finding: 0 if not shown, about 1 if shown, about half for a shown
+    uncertain label. A negative or blank row that shows the sign (a finding the report missed) shows
+    it at full strength."""
+    chance, jitter = rng.uniform(), rng.uniform(0.75, 1.25)  # always both draws: a fixed stream
+    if shown is None:  # No Finding has no sign of its own
+        return 0.0
+    p_positive, p_uncertain, p_negative = shown
     if value == 1:
-        return rng.uniform(0.75, 1.25)
+        return jitter * (chance < p_positive)
     if value == -1:
-        return UNCERTAIN_STRENGTH * rng.uniform(0.75, 1.25)
-    return 0.0
+        return UNCERTAIN_STRENGTH * jitter * (chance < p_uncertain)
+    return jitter * (chance < p_negative)
 
 
-def _ribs(u, v, a, rng, fracture: float) -> np.ndarray:
+def _ribs(u, v, a, broken, fracture: float) -> np.ndarray:
     """Posterior ribs as arcs over each lung; a fracture breaks one rib: a gap, a step and a small
     callus at the break."""
-    broken = (rng.choice((-1, 1)), rng.integers(2, 6), rng.uniform(0.45, 0.8)) if fracture else None
     ribs = np.zeros_like(u)
     lateral = np.abs(u)
     for side in (-1, 1):
         on_side = np.clip((side * u - 0.05) * 8, 0, 1) * (lateral < a["lung_x"] + a["lung_w"] + 0.05)
         for k in range(7):
-            arc = -0.6 + k * a["rib_gap"] + 0.5 * (lateral - 0.1) ** 2
-            if broken is not None and (side, k) == broken[:2]:
-                at = a["lung_x"] + (broken[2] - 0.5) * a["lung_w"]
-                callus = 0.22 * fracture * _blob(lateral, v, at, arc, 0.07)
+            arc = _rib_arc(a, k, lateral)
+            if fracture and (side, k) == broken[:2]:
+                at = _break_at(a, broken)
+                callus = 0.22 * fracture * _blob(lateral, v, at, arc, CALLUS_RADIUS)
                 arc = arc + 0.12 * fracture * (lateral > at)
                 gap = 1 - np.exp(-(((lateral - at) / 0.07) ** 2))
                 ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2)) * gap + callus * on_side
@@ -123,28 +197,36 @@ def _ribs(u, v, a, rng, fracture: float) -> np.ndarray:
     return ribs
 
 
-def _lung_findings(u, v, a, rng, sign, lungs) -> np.ndarray:
+def _rib_arc(a, k: int, lateral):
+    return -0.6 + k * a["rib_gap"] + 0.5 * (lateral - 0.1) ** 2
+
+
+def _break_at(a, broken) -> float:
+    return a["lung_x"] + (broken[2] - 0.5) * a["lung_w"]
+
+
+def _lung_findings(u, v, a, place, sign, lungs) -> np.ndarray:
     """Parenchymal signs: a nodule, patchy and lobar opacities, edema, atelectasis, pneumothorax."""
     out = np.zeros_like(u)
-    side = rng.choice((-1, 1))
+    side = place["lung side"]
     lung = lungs[(side + 1) // 2]
     cx, cy = side * a["lung_x"], -0.05
     if sign["Lung Lesion"]:
-        px, py = _point_in_lung(rng, a, side, 0.7)
-        out += 0.2 * sign["Lung Lesion"] * _soft_ellipse(u, v, px, py, 0.075, 0.075, 4)
+        px, py = _in_lung(a, side, place["lesion"])
+        out += 0.2 * CONTRAST["Lung Lesion"] * sign["Lung Lesion"] * _soft_ellipse(u, v, px, py, LESION_RADIUS, LESION_RADIUS, 4)
     if sign["Lung Opacity"]:
-        px, py = _point_in_lung(rng, a, side, 0.6)
+        px, py = _in_lung(a, side, place["opacity"])
         out += 0.14 * sign["Lung Opacity"] * _blob(u, v, px, py, 0.22) * lung
     if sign["Pneumonia"]:
-        for _ in range(4):
-            px, py = _point_in_lung(rng, a, side, 0.7)
+        for point in place["pneumonia"]:
+            px, py = _in_lung(a, side, point)
             out += 0.1 * sign["Pneumonia"] * _blob(u, v, px, py, 0.09) * lung
     if sign["Consolidation"]:
         out += 0.22 * sign["Consolidation"] * lung * _step(v - (cy + 0.2 * a["lung_h"]), 25)
     if sign["Edema"]:
         out += 0.13 * sign["Edema"] * sum(_blob(u, v, sx * 0.22, 0.0, 0.28) for sx in (-1, 1)) * np.maximum(*lungs)
     if sign["Atelectasis"]:
-        level = cy + rng.uniform(0.3, 0.55) * a["lung_h"]
+        level = cy + place["atelectasis"] * a["lung_h"]
         out += 0.16 * sign["Atelectasis"] * lung * np.exp(-(((v - level) / 0.035) ** 2))
     if sign["Pneumothorax"]:
         apex = _blob(u, v, cx + side * 0.5 * a["lung_w"], cy - 0.7 * a["lung_h"], 0.3)
@@ -152,35 +234,49 @@ def _lung_findings(u, v, a, rng, sign, lungs) -> np.ndarray:
     return out
 
 
-def _pleural_findings(u, v, a, rng, sign, lungs) -> np.ndarray:
+def _pleural_findings(u, v, a, place, sign, lungs) -> np.ndarray:
     """Signs of the pleura: an effusion's basal meniscus, and a thin band along the lateral wall."""
     out = np.zeros_like(u)
     if sign["Pleural Effusion"]:
-        side = rng.choice((-1, 1))
+        side, height = place["effusion"]
         lateral = np.clip(side * u - a["lung_x"] + a["lung_w"], 0, None)
-        meniscus = -0.05 + a["lung_h"] * rng.uniform(0.45, 0.7) - 0.6 * lateral  # higher at the wall
+        meniscus = -0.05 + a["lung_h"] * height - 0.6 * lateral  # higher at the wall
         out += 0.3 * sign["Pleural Effusion"] * lungs[(side + 1) // 2] * _step(v - meniscus, 30)
     if sign["Pleural Other"]:
-        side = rng.choice((-1, 1))
-        top = -0.05 + a["lung_h"] * rng.uniform(-0.6, 0.1)
-        wall = side * (a["lung_x"] + a["lung_w"] * np.sqrt(np.clip(1 - ((v + 0.05) / a["lung_h"]) ** 2, 0, 1)))
-        band = np.exp(-(((u - wall + side * 0.07) / 0.045) ** 2)) * _step(v - top, 30) * _step(top + 0.45 - v, 30)
-        out += 0.3 * sign["Pleural Other"] * band
+        side, top = place["band"][0], _band_top(a, place["band"])
+        band = (
+            np.exp(-(((u - _band_centre(a, side, v)) / BAND_WIDTH) ** 2)) * _step(v - top, 30) * _step(top + BAND_LENGTH - v, 30)
+        )
+        out += 0.3 * CONTRAST["Pleural Other"] * sign["Pleural Other"] * band
     return out
 
 
-def _devices(u, v, rng) -> np.ndarray:
+def _band_top(a, band) -> float:
+    return -0.05 + a["lung_h"] * band[1]
+
+
+def _band_centre(a, side: int, v):
+    """The band runs 0.07 inside the lateral border of the lung."""
+    wall = side * (a["lung_x"] + a["lung_w"] * np.sqrt(np.clip(1 - ((v + 0.05) / a["lung_h"]) ** 2, 0, 1)))
+    return wall - side * 0.07
+
+
+def _devices(u, v, place) -> np.ndarray:
     """An endotracheal tube down the midline and a central line from the shoulder."""
-    tip = rng.uniform(-0.45, -0.2)
-    tube = np.exp(-(((u - 0.02) / 0.018) ** 2)) * _step(tip - v, 40)
-    start = rng.uniform(0.55, 0.75)
+    tube = np.exp(-(((u - 0.02) / 0.018) ** 2)) * _step(place["tube tip"] - v, 40)
+    start = place["line start"]
     line_u = start - (start - 0.05) * np.clip((v + 0.75) / 0.7, 0, 1) ** 0.5
     line = np.exp(-(((u - line_u) / 0.014) ** 2)) * _step(v + 0.8, 40) * _step(0.05 - v, 40)
     return 0.35 * tube + 0.3 * line
 
 
-def _point_in_lung(rng, a, side: int, reach: float) -> tuple[float, float]:
-    angle, radius = rng.uniform(0, 2 * np.pi), reach * np.sqrt(rng.uniform())
+def _point_in_lung(rng, a, reach: float) -> tuple[float, float]:
+    """A point in a unit lung (angle, radius), placed in a lung by `_in_lung`."""
+    return rng.uniform(0, 2 * np.pi), reach * np.sqrt(rng.uniform())
+
+
+def _in_lung(a, side: int, point) -> tuple[float, float]:
+    angle, radius = point
     return side * a["lung_x"] + radius * a["lung_w"] * np.cos(angle), -0.05 + radius * a["lung_h"] * np.sin(angle)
 
 
@@ -208,3 +304,49 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     axis = (np.arange(size) + 0.5) / size * 2 - 1
     y, x = np.meshgrid(axis, axis, indexing="ij")
     return y, x
+
+
+# The truth on disk: which signs each row shows and where the targets' signs are.
+
+
+def signs(paths: list[str], raw_labels: np.ndarray, size: int, seed: int) -> pd.DataFrame:
+    """One row per image: `drawn <finding>` (0/1) for the 13 findings with a sign, and for each target
+    its sign's box in pixel coordinates (`<target> x0`, `y0`, `x1`, `y1`; blank where not drawn)."""
+    records = []
+    for path, raw in zip(paths, raw_labels):
+        drawn = scene(path, raw, seed)
+        record = {f"drawn {name}": int(drawn["strength"][name] > 0) for name in PATHOLOGIES[1:]}
+        for target in TARGETS:
+            box = _target_box(drawn, target, size) if drawn["strength"][target] > 0 else (np.nan,) * 4
+            record |= dict(zip((f"{target} {corner}" for corner in ("x0", "y0", "x1", "y1")), box))
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _target_box(drawn: dict, target: str, size: int) -> tuple[float, float, float, float]:
+    """The box (pixels, x0 y0 x1 y1) that holds a target's sign, from the scene's anatomy coordinates."""
+    a, place = drawn["anatomy"], drawn["place"]
+    if target == "Lung Lesion":
+        px, py = _in_lung(a, place["lung side"], place["lesion"])
+        us, vs, margin = np.array([px]), np.array([py]), 1.3 * LESION_RADIUS
+    elif target == "Pleural Other":
+        side, top = place["band"][0], _band_top(a, place["band"])
+        vs = np.linspace(top, top + BAND_LENGTH, 16)
+        us, margin = _band_centre(a, side, vs), 1.5 * BAND_WIDTH
+    else:  # the callus at the break and the stepped rib lateral to it
+        side, k, _ = place["break"]
+        lateral = np.linspace(_break_at(a, place["break"]), a["lung_x"] + a["lung_w"] + 0.05, 8)
+        step = 0.12 * 1.25 * CONTRAST["Fracture"]
+        us, vs = np.tile(side * lateral, 2), np.concatenate([_rib_arc(a, k, lateral), _rib_arc(a, k, lateral) + step])
+        margin = 1.5 * CALLUS_RADIUS
+    corners = [(u + du, v + dv) for u, v in zip(us, vs) for du in (-margin, margin) for dv in (-margin, margin)]
+    cols, rows = zip(*(_to_pixels(a, u, v, size) for u, v in corners))
+    return min(cols), min(rows), max(cols), max(rows)
+
+
+def _to_pixels(a, u: float, v: float, size: int) -> tuple[float, float]:
+    """Anatomy coordinates (u, v) to a pixel's (column, row): the inverse of paint's pose."""
+    c, s = np.cos(a["tilt"]), np.sin(a["tilt"])
+    x = a["dx"] + a["scale"] * (c * u - s * v)
+    y = a["dy"] + a["scale"] * (s * u + c * v)
+    return (x + 1) / 2 * size - 0.5, (y + 1) / 2 * size - 0.5

@@ -1,0 +1,132 @@
+"""Calibrate the phantom's learning curve: render a variant of the renderer, train the `none` arm, log.
+
+    .venv/bin/python scripts/calibrate_phantom.py --name v2a --fracs 0.01 --seeds 0 1 2 \
+        [--shown "Lung Lesion=0.78,0.4,0.002"] [--contrast "Pleural Other=0.85"] [--parallel 2]
+
+A variant overrides `phantom.SHOWN` (the label-noise model) and `phantom.CONTRAST` (each target's
+conspicuity) in this process, prepares data/calib-<name>/ with them (rendered here, so the override
+holds), and trains `none` with the experiment's protocol (64 px, Adam, lr 1e-3, batch 32, split seed
+0; 10 epochs at 1%, 5 at 10%), `--parallel` single-thread processes at a time. Each finished run
+appends a row to docs/phantom-calibration.csv: the settings, the test AUC per class against the
+labels, against the drawn signs, and the oracle ceiling. Resumable: a logged run is skipped, an
+interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from chexbal.dataset import read_subset
+from chexbal.labels import PATHOLOGIES, TARGETS
+from chexbal.oracle import oracle_ceiling, read_signs, sign_aucs
+from chexbal.prepare import prepare
+from chexbal.sources import phantom
+
+LOG = Path("docs/phantom-calibration.csv")
+EPOCHS = {0.01: 10, 0.1: 5}
+PROTOCOL = ["--aug", "none", "--lr", "0.001", "--batch-size", "32", "--optimizer", "adam", "--split-seed", "0"]
+
+
+def main() -> None:
+    args = parse_args()
+    apply_overrides(args.shown, args.contrast)
+    dataset = f"calib-{args.name}"
+    settings = {"shown": phantom.SHOWN, "contrast": phantom.CONTRAST, "renderer_version": phantom.RENDERER_VERSION}
+    folder = Path("data") / dataset
+    for frac in args.fracs:
+        prepare("phantom", frac=frac, dataset=dataset, workers=1)
+    (folder / "calibration.json").write_text(json.dumps(settings, indent=2))
+    jobs = [(frac, seed) for frac in args.fracs for seed in args.seeds if not logged(args.name, frac, seed)]
+    running: list[tuple[subprocess.Popen, float, int, float]] = []
+    while jobs or running:
+        while jobs and len(running) < args.parallel:
+            frac, seed = jobs.pop(0)
+            running.append((launch(dataset, frac, seed, args.epochs), frac, seed, time.time()))
+        time.sleep(5)
+        for job in [j for j in running if j[0].poll() is not None]:
+            running.remove(job)
+            process, frac, seed, started = job
+            if process.returncode != 0:
+                print(
+                    f"{args.name} {frac:g} seed {seed}: failed ({process.returncode}), see {run_dir(dataset, frac, seed)}/log.txt"
+                )
+                continue
+            row = record(args.name, settings, folder, frac, seed, time.time() - started)
+            print(" ".join(f"{k}={v}" for k, v in row.items() if k != "settings"), flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--fracs", type=float, nargs="+", default=[0.01])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, help="default: 10 at 1%%, 5 at 10%% (the experiment's)")
+    parser.add_argument("--shown", action="append", default=[], help="FINDING=P_POSITIVE,P_UNCERTAIN,P_NEGATIVE")
+    parser.add_argument("--contrast", action="append", default=[], help="TARGET=MULTIPLIER")
+    parser.add_argument("--parallel", type=int, default=2)
+    return parser.parse_args()
+
+
+def apply_overrides(shown: list[str], contrast: list[str]) -> None:
+    for item in shown:
+        name, values = item.split("=")
+        phantom.SHOWN[name] = tuple(float(v) for v in values.split(","))
+    for item in contrast:
+        name, value = item.split("=")
+        phantom.CONTRAST[name] = float(value)
+
+
+def run_dir(dataset: str, frac: float, seed: int) -> Path:
+    return Path("runs") / "calibration" / dataset / f"frac-{frac:g}" / f"seed{seed}"
+
+
+def launch(dataset: str, frac: float, seed: int, epochs: int | None) -> subprocess.Popen:
+    where = run_dir(dataset, frac, seed)
+    where.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "chexbal.cli", "train", "--dataset", dataset, "--frac", f"{frac:g}", *PROTOCOL]
+    command += ["--seed", str(seed), "--epochs", str(epochs or EPOCHS[frac]), "--run-dir", str(where)]
+    if (where / "last.pt").exists():
+        command.append("--resume")
+    log = open(where / "log.txt", "a")  # noqa: SIM115 (the child writes it until it ends)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def logged(name: str, frac: float, seed: int) -> bool:
+    if not LOG.exists():
+        return False
+    table = pd.read_csv(LOG)
+    return bool(((table["name"] == name) & (table["frac"] == frac) & (table["seed"] == seed)).any())
+
+
+def record(name: str, settings: dict, folder: Path, frac: float, seed: int, seconds: float) -> dict:
+    where = run_dir(folder.name, frac, seed)
+    metrics = json.loads((where / "metrics.json").read_text())
+    predictions = pd.read_csv(where / "test-predictions.csv")
+    signs = read_signs(folder)
+    test = read_subset(folder, frac).query("split == 'test'")
+    ceiling, seen = oracle_ceiling(test, signs), sign_aucs(predictions, signs)
+    row = {"name": name, "frac": frac, "seed": seed, "epochs": metrics["epochs"], "best_epoch": metrics["best_epoch"]}
+    for target in TARGETS:
+        short = "".join(word[0] for word in target.split())
+        row |= {f"{short} auc": round(metrics["test"]["auc"][target], 4), f"{short} sign auc": round(seen[target], 4)}
+        row[f"{short} ceiling"] = round(ceiling[target], 4)
+    row["mean14"] = round(metrics["test"]["mean_auc"], 4)
+    row["others"] = json.dumps({n: round(metrics["test"]["auc"][n], 3) for n in PATHOLOGIES if n not in TARGETS})
+    row["minutes"] = round(seconds / 60, 1)
+    row["settings"] = json.dumps({"shown": {t: settings["shown"][t] for t in TARGETS}, "contrast": settings["contrast"]})
+    table = pd.concat([pd.read_csv(LOG), pd.DataFrame([row])]) if LOG.exists() else pd.DataFrame([row])
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(LOG, index=False)
+    return row
+
+
+if __name__ == "__main__":
+    main()
