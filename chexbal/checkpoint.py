@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import ChexbalError
-from .store import replacing, write_atomic
+from chexbal.errors import ChexbalError
+from chexbal.files import replacing, write_atomic
 
 
 def start_run(run_dir: Path, settings: dict) -> None:

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .dataset import DEFAULT_DATASET, locate
-from .errors import ChexbalError
-from .progress import console
+from chexbal.data.dataset import DEFAULT_DATASET, locate
+from chexbal.errors import ChexbalError
+from chexbal.progress import console
 
 app = typer.Typer(
     add_completion=False,
@@ -90,7 +90,7 @@ def prepare(
     workers: Annotated[Optional[int], typer.Option(help="Processes decoding or rendering.", show_default="all cores")] = None,
 ) -> None:
     """Turn the phantom data or a CheXpert download into data/<dataset>/ for one regimen."""
-    from .prepare import prepare as run
+    from chexbal.data.prepare import prepare as run
 
     folder = run(
         source=source,
@@ -114,7 +114,7 @@ def info(
     dataset: Annotated[str, typer.Argument(help="Prepared dataset name.")] = DEFAULT_DATASET, data_dir: DataDir = Path("data")
 ) -> None:
     """Per-class positives, uncertain labels and prevalence for the pool, the test set and each regimen."""
-    from .info import class_table, groups
+    from chexbal.data.info import class_table, groups
 
     folder = locate(data_dir, dataset)
     found = groups(folder)
@@ -156,8 +156,8 @@ def train(
     """Fine-tune DenseNet-121 on one regimen and score the test set with the best epoch.
 
     Runs unchanged under `torchrun --nproc-per-node=N` (DistributedDataParallel; rank 0 writes)."""
-    from .train import TrainConfig
-    from .train import train as run
+    from chexbal.classify.train import TrainConfig
+    from chexbal.classify.train import train as run
 
     cfg = TrainConfig(
         frac=frac,
@@ -213,9 +213,9 @@ def sweep(
     parallel: Annotated[int, typer.Option(help="slurm: array jobs running at once.")] = 18,
 ) -> None:
     """The paper's grid (lr x batch size x optimizer) for one regimen and arm, per seed; picks by validation AUC."""
-    from .sweep import SlurmOptions, grid
-    from .sweep import sweep as run
-    from .train import TrainConfig
+    from chexbal.classify.sweep import SlurmOptions, grid
+    from chexbal.classify.sweep import sweep as run
+    from chexbal.classify.train import TrainConfig
 
     base = TrainConfig(
         frac=frac,
@@ -255,10 +255,10 @@ def plan(
     """Table 1: the fewest generated images so each target is at least --share of the training set."""
     import json
 
-    from .plan import make_plan, training_rows
+    from chexbal.generators.plan import make_plan, training_rows_for
 
     folder = locate(data_dir, dataset) if source == "prepared" else None
-    result = make_plan(training_rows(source, frac, seed, folder, views), share, seed)
+    result = make_plan(training_rows_for(source, frac, seed, folder, views), share, seed)
     if as_json:
         typer.echo(json.dumps(result.summary(), indent=2))
         return
@@ -299,8 +299,8 @@ def train_gan(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
 ) -> None:
     """Train the label-conditioned GAN on a regimen's training rows (never its validation or test patients)."""
-    from .gan.train import GanConfig
-    from .gan.train import train_gan as run
+    from chexbal.generators.gan.train import GanConfig
+    from chexbal.generators.gan.train import train_gan as run
 
     cfg = GanConfig(
         frac=frac,
@@ -341,7 +341,7 @@ def generate(
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
     """Generate the regimen's planned images into data/<dataset>/synthetic/frac-<F>[-regimen]/."""
-    from .generate import generate as run
+    from chexbal.generators.generate import generate as run
 
     folder = run(
         frac=frac,
@@ -373,9 +373,9 @@ def gan_eval(
     """Fréchet distance, label fidelity and counterfactual fidelity of a generator, judged by no-augmentation runs."""
     import pandas as pd
 
-    from .gan_eval import gan_eval as run
-    from .gan_eval import quality_table
-    from .labels import TARGETS
+    from chexbal.data.labels import TARGETS
+    from chexbal.generators.evaluation import gan_eval as run
+    from chexbal.generators.evaluation import quality_table
 
     if n < len(TARGETS) + 1 or n > 100_000:
         raise ChexbalError("--n must be between 4 and 100000", 2)
@@ -411,7 +411,7 @@ def report(
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
     """Tables 1 and 2 with CIs and paired tests, samples, learning curves, CAMs, GAN quality."""
-    from .report import report as run
+    from chexbal.analysis.report import report as run
 
     if n_boot < 100:
         raise ChexbalError("--n-boot must be at least 100", 2)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ChexbalError
+from chexbal.errors import ChexbalError
 
 
 def pick_device(name: str) -> torch.device:

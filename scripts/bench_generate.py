@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from chexbal import store
+from chexbal.data import store
 from chexbal.devices import pick_device
-from chexbal.gan.nets import Generator
-from chexbal.generate import fill
+from chexbal.generators.gan.nets import Generator
+from chexbal.generators.generate import fill
 
 
 def main() -> None:

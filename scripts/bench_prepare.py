@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,10 +20,8 @@ import numpy as np
 import torchxrayvision as xrv
 from PIL import Image, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from helpers import make_chexpert  # noqa: E402  (the tests' CheXpert-format folder builder)
-
-from chexbal.prepare import prepare  # noqa: E402
+from chexbal.data.prepare import prepare
+from chexbal.testing import make_chexpert  # the tests' CheXpert-format folder builder
 
 
 def add_texture(root: Path, seed: int = 0) -> None:

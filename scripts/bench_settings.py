@@ -17,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from chexbal import classifier
+from chexbal.classify import classifier
 
 
 def step_rate(model, optimizer, x, y, images: int, amp: bool) -> float:

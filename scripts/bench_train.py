@@ -16,9 +16,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from chexbal import classifier
+from chexbal.classify import classifier
+from chexbal.classify.train import Split, TrainConfig, make_optimizer, train_epoch
 from chexbal.devices import amp_enabled, pick_device
-from chexbal.train import Split, TrainConfig, make_optimizer, train_epoch
 
 
 def sync(device: torch.device) -> None:

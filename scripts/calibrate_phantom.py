@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from chexbal.dataset import read_subset
-from chexbal.labels import PATHOLOGIES, TARGETS
-from chexbal.oracle import oracle_ceiling, read_signs, sign_aucs
-from chexbal.prepare import prepare
-from chexbal.sources import phantom
+from chexbal.analysis.oracle import oracle_ceiling, read_signs, sign_aucs
+from chexbal.data.dataset import read_subset
+from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.prepare import prepare
+from chexbal.data.sources import phantom
 
 LOG = Path("docs/phantom-calibration.csv")
 EPOCHS = {0.01: 10, 0.1: 5}

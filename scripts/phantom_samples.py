@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from chexbal.labels import PATHOLOGIES
-from chexbal.sources.phantom import render
+from chexbal.data.labels import PATHOLOGIES
+from chexbal.data.sources.phantom import render
 
 LABEL_WIDTH = 190
 

@@ -1,14 +1,14 @@
-"""Fixtures: tiny CheXpert-format datasets built here (tests/helpers.py), with no download."""
+"""Fixtures: tiny CheXpert-format datasets built here (chexbal/testing.py), with no download."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from helpers import make_chexpert, make_planted
 
-from chexbal import store
-from chexbal.prepare import prepare
+from chexbal.data import store
+from chexbal.data.prepare import prepare
+from chexbal.testing import make_chexpert, make_planted
 
 
 @pytest.fixture

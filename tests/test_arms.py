@@ -10,16 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from chexbal import arms, store
-from chexbal import train as train_module
-from chexbal.dataset import read_index, read_subset
+from chexbal import files
+from chexbal.classify import arms
+from chexbal.classify import train as train_module
+from chexbal.classify.train import TrainConfig, load_data, train
+from chexbal.data.dataset import read_index, read_subset
+from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.splits import train_val_split
 from chexbal.errors import ChexbalError
-from chexbal.gan.train import GanConfig, train_gan
-from chexbal.generate import generate
-from chexbal.labels import PATHOLOGIES, TARGETS
-from chexbal.plan import make_plan
-from chexbal.splits import train_val_split
-from chexbal.train import TrainConfig, load_data, train
+from chexbal.generators.gan.train import GanConfig, train_gan
+from chexbal.generators.generate import generate
+from chexbal.generators.plan import make_plan
 
 
 def config(base, **overrides) -> TrainConfig:
@@ -145,7 +146,7 @@ def test_the_regimen_generator_sees_exactly_the_classifiers_training_rows(rare, 
     assert not seen["patient"].isin(forbidden).any()
     card = json.loads((regimen_generator / "generator.json").read_text())
     assert card["rows"] == len(seen) and card["frac"] == 0.5 and card["validation_patients_excluded"]
-    assert card["sha256"] == store.sha256(regimen_generator / "generator.pt")
+    assert card["sha256"] == files.sha256(regimen_generator / "generator.pt")
 
 
 def test_both_sets_coexist_and_a_set_from_another_split_is_refused(rare, regimen_generator):
@@ -157,7 +158,7 @@ def test_both_sets_coexist_and_a_set_from_another_split_is_refused(rare, regimen
     provenance = json.loads((regimen_set / "provenance.json").read_text())
     assert provenance["trained_on"]["rows"] == json.loads((regimen_generator / "generator.json").read_text())["rows"]
     data = load_data(config(rare, aug="gan-regimen"), torch.device("cpu"))
-    assert data.extra.record["checkpoint_sha256"] == store.sha256(checkpoint)
+    assert data.extra.record["checkpoint_sha256"] == files.sha256(checkpoint)
     with pytest.raises(ChexbalError, match="planned from the split of seed 0, this run splits with seed 1"):
         load_data(config(rare, aug="gan-regimen", split_seed=1), torch.device("cpu"))
     with pytest.raises(ChexbalError, match="not on regimen 0.5 split 1"):

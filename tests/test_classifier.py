@@ -7,7 +7,7 @@ import torch
 import torchvision
 from torchvision.models import DenseNet121_Weights
 
-from chexbal import classifier
+from chexbal.classify import classifier
 from chexbal.errors import ChexbalError
 
 

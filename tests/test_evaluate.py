@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from chexbal.evaluate import auc_per_class, bootstrap_aucs, confidence_interval, delong
-from chexbal.labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.analysis.evaluate import auc_per_class, bootstrap_aucs, confidence_interval, delong
+from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
 
 
 def correlated_case(n=600, seed=0):
@@ -60,7 +60,7 @@ def test_delong_agrees_with_a_paired_bootstrap():
 
 
 def test_fidelity_aucs_measure_each_target_on_a_test_shaped_mix():
-    from chexbal.gan_eval import UNIFORM, fidelity_aucs
+    from chexbal.generators.evaluation import UNIFORM, fidelity_aucs
 
     groups = [UNIFORM] * 40 + [t for t in TARGETS for _ in range(20)]
     conditions = pd.DataFrame(0.0, index=range(len(groups)), columns=list(PATHOLOGIES)).assign(group=groups)

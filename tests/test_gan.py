@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import PLANTED, make_chexpert, make_planted
 
-from chexbal import generate as generate_module
-from chexbal import synthetic
+from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.prepare import prepare
 from chexbal.errors import ChexbalError
-from chexbal.gan.nets import Discriminator, Generator, LabelClassifier
-from chexbal.gan.train import BalancedRows, GanConfig, train_gan
-from chexbal.generate import generate, load_generator
-from chexbal.labels import PATHOLOGIES, TARGETS
-from chexbal.prepare import prepare
+from chexbal.generators import generate as generate_module
+from chexbal.generators import synthetic
+from chexbal.generators.gan.nets import Discriminator, Generator, LabelClassifier
+from chexbal.generators.gan.train import BalancedRows, GanConfig, train_gan
+from chexbal.generators.generate import generate, load_generator
+from chexbal.testing import PLANTED, make_chexpert, make_planted
 
 STEPS_TO_LEARN = 300
 

@@ -5,9 +5,9 @@ import pytest
 from typer.testing import CliRunner
 
 from chexbal.cli import app
-from chexbal.dataset import load_images, read_index, read_subset
-from chexbal.labels import PATHOLOGIES
-from chexbal.sources import phantom
+from chexbal.data.dataset import load_images, read_index, read_subset
+from chexbal.data.labels import PATHOLOGIES
+from chexbal.data.sources import phantom
 
 PATH = "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
 

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from chexbal.cli import app
+from chexbal.data.labels import PATHOLOGIES, TARGETS
 from chexbal.errors import ChexbalError
-from chexbal.labels import PATHOLOGIES, TARGETS
-from chexbal.plan import make_plan
+from chexbal.generators.plan import make_plan
 
 
 def rows(n=400, seed=0, lesion_carries_fracture=False) -> pd.DataFrame:

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import zarr
 
-from chexbal import store
-from chexbal.dataset import load_images, read_index, read_subset
+from chexbal.data import store
+from chexbal.data.dataset import load_images, read_index, read_subset
+from chexbal.data.labels import PATHOLOGIES
+from chexbal.data.prepare import prepare
 from chexbal.errors import ChexbalError
-from chexbal.labels import PATHOLOGIES
-from chexbal.prepare import prepare
 
 
 def run(root, tmp_path, **options):

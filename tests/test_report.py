@@ -7,18 +7,18 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 import torch
-from helpers import PLANTED
 
-from chexbal import classifier
-from chexbal.cam import class_activation_maps
-from chexbal.dataset import load_images, read_index
-from chexbal.gan.train import GanConfig, train_gan
-from chexbal.gan_eval import gan_eval
-from chexbal.generate import generate
-from chexbal.labels import PATHOLOGIES, TARGETS
-from chexbal.prepare import prepare
-from chexbal.report import report
-from chexbal.train import TrainConfig, train
+from chexbal.analysis.report import report
+from chexbal.classify import classifier
+from chexbal.classify.cam import class_activation_maps
+from chexbal.classify.train import TrainConfig, train
+from chexbal.data.dataset import load_images, read_index
+from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.prepare import prepare
+from chexbal.generators.evaluation import gan_eval
+from chexbal.generators.gan.train import GanConfig, train_gan
+from chexbal.generators.generate import generate
+from chexbal.testing import PLANTED
 
 pytestmark = pytest.mark.slow  # every test here shares a study of trained runs
 
@@ -174,7 +174,7 @@ class PlantedDrawer(torch.nn.Module):
 
 
 def test_counterfactual_fidelity_is_zero_for_a_generator_that_ignores_the_target_bit(study):
-    from chexbal.gan_eval import counterfactual_images, counterfactual_shift, evaluation_conditions, load_judge
+    from chexbal.generators.evaluation import counterfactual_images, counterfactual_shift, evaluation_conditions, load_judge
 
     base, _ = study
     judge = load_judge(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()))
@@ -190,7 +190,7 @@ def test_counterfactual_fidelity_is_zero_for_a_generator_that_ignores_the_target
 
 def test_gan_eval_refuses_a_judge_that_saw_augmented_data(study):
     from chexbal.errors import ChexbalError
-    from chexbal.gan_eval import load_judge
+    from chexbal.generators.evaluation import load_judge
 
     base, _ = study
     with pytest.raises(ChexbalError, match="not a no-augmentation run"):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from chexbal.evaluate import bootstrap_aucs, confidence_interval, delong, format_p, holm, resample_weights, weighted_aucs
-from chexbal.stats import SeedBootstrap
+from chexbal.analysis.evaluate import bootstrap_aucs, confidence_interval, delong, format_p, holm, resample_weights, weighted_aucs
+from chexbal.analysis.stats import SeedBootstrap
 
 
 def clustered_case(n_patients=150, seed=0):
@@ -145,7 +145,7 @@ def test_seed_aggregation_without_a_difference_is_rarely_significant():
 def test_the_report_words_a_claim_only_where_the_adjusted_p_allows_it():
     import pandas as pd
 
-    from chexbal.report import answer, with_holm
+    from chexbal.analysis.report import answer, with_holm
 
     rows = [
         ("gan-regimen", "oversample", "Pleural Other", 0.08, 0.0001),

@@ -8,17 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import PLANTED
 from typer.testing import CliRunner
 
-from chexbal import store, synthetic
-from chexbal import train as train_module
-from chexbal.classifier import to_input
+from chexbal import files
+from chexbal.classify import train as train_module
+from chexbal.classify.classifier import to_input
+from chexbal.classify.train import TrainConfig, load_data, train
 from chexbal.cli import app
+from chexbal.data import store
+from chexbal.data.labels import PATHOLOGIES
+from chexbal.data.prepare import prepare
 from chexbal.errors import ChexbalError
-from chexbal.labels import PATHOLOGIES
-from chexbal.prepare import prepare
-from chexbal.train import TrainConfig, load_data, train
+from chexbal.generators import synthetic
+from chexbal.testing import PLANTED
 
 
 def config(base, **overrides) -> TrainConfig:
@@ -98,8 +100,8 @@ def test_generated_images_reach_training_only(planted):
     images = store.open_or_create(where / "images.zarr", 40, 32, {"kind": "test"})
     store.write_block(images, 0, np.full((40, 32, 32), 255, np.uint8))
     store.mark_complete(images, 40)
-    store.write_atomic(where / "labels.csv", labels.to_csv(index=False))
-    store.write_atomic(where / "provenance.json", json.dumps({"split_seed": 0, "checkpoint_sha256": "test"}))
+    files.write_atomic(where / "labels.csv", labels.to_csv(index=False))
+    files.write_atomic(where / "provenance.json", json.dumps({"split_seed": 0, "checkpoint_sha256": "test"}))
     plain = load_data(config(planted, aug="none"), torch.device("cpu"))
     gan = load_data(config(planted, aug="gan"), torch.device("cpu"))
     assert len(gan.train.images) == len(plain.train.images) + 40
@@ -134,7 +136,7 @@ def test_bad_options_are_one_line(planted, tmp_path):
 
 @pytest.mark.slow
 def test_sweep_keeps_a_pick_per_seed_skips_finished_runs_and_refuses_other_settings(planted, monkeypatch, tmp_path):
-    from chexbal import sweep as sweep_module
+    from chexbal.classify import sweep as sweep_module
 
     monkeypatch.chdir(tmp_path)  # default run folders land under ./runs
     base = config(planted, epochs=1, run_dir=None)
@@ -203,7 +205,7 @@ def test_torchrun_with_two_processes_matches_one(planted, tmp_path):
 @pytest.mark.slow
 def test_sweep_through_submitit_local_executor(planted, monkeypatch, tmp_path):
     """The slurm launcher's path, run by submitit's local executor: a job array, then the pick."""
-    from chexbal import sweep as sweep_module
+    from chexbal.classify import sweep as sweep_module
 
     monkeypatch.chdir(tmp_path)
     configs = sweep_module.grid(config(planted, epochs=1, run_dir=None), lrs=[1e-3], batch_sizes=[16, 32], optimizers=["adam"])

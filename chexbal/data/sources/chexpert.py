@@ -8,15 +8,19 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..errors import ChexbalError
-from ..labels import check_label_columns
-from ..splits import patient_of
+from chexbal.data.labels import check_label_columns
+from chexbal.data.sources.base import Source
+from chexbal.data.splits import patient_of
+from chexbal.errors import ChexbalError
 
 VIEWS = ("frontal", "all")
 
 
-def read_table(root: Path, views: str = "frontal", csv_name: str = "train.csv") -> pd.DataFrame:
+def read_table(root: Path | None, views: str = "frontal", csv_name: str = "train.csv") -> pd.DataFrame:
     """CheXpert's rows: Path, patient and the raw label columns, lateral views dropped by default."""
+    if root is None:
+        raise ChexbalError("--source chexpert needs --root, the CheXpert folder holding train.csv", 2)
+    root = Path(root)
     if views not in VIEWS:
         raise ChexbalError(f"--views must be one of {', '.join(VIEWS)}, not {views!r}", 2)
     if not root.is_dir():
@@ -73,3 +77,10 @@ def decode_block(root: Path, paths: list[str], size: int) -> tuple[np.ndarray, l
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             bad.append((path, f"unreadable: {err}"))
     return images, bad
+
+
+def _images(root: Path, paths: list[str], raw_labels, size: int, seed: int):
+    return decode_block(Path(root), paths, size)  # labels and seed do not change a decoded image
+
+
+SOURCE = Source("chexpert", 224, read_table, _images)

@@ -14,18 +14,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import store, synthetic
-from .dataset import DEFAULT_DATASET, locate, settings
-from .devices import pick_device
-from .errors import ChexbalError
-from .gan.nets import Generator, to_uint8
-from .labels import PATHOLOGIES, label_matrix
-from .plan import SHARE, make_plan, training_rows
-from .progress import bar
-from .seeds import stream
-from .splits import frac_name
+from chexbal import files
+from chexbal.data import store
+from chexbal.data.dataset import DEFAULT_DATASET, locate, settings, training_rows
+from chexbal.data.labels import PATHOLOGIES, label_matrix
+from chexbal.data.splits import frac_name
+from chexbal.devices import pick_device
+from chexbal.errors import ChexbalError
+from chexbal.generators import synthetic
+from chexbal.generators.gan.nets import Generator, to_uint8
+from chexbal.generators.plan import SHARE, make_plan
+from chexbal.progress import bar
+from chexbal.seeds import stream
 
-SHIPPED = Path(__file__).parent / "weights" / "phantom-64-generator.pt"
+SHIPPED = Path(__file__).parents[1] / "weights" / "phantom-64-generator.pt"
 
 
 def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generator, dict]:
@@ -73,9 +75,9 @@ def generate(
             f"{checkpoint} was trained on regimen {seen.get('frac')} split {seen.get('split_seed')}, not on "
             f"regimen {frac:g} split {seed}: train it with `chexbal train-gan --frac {frac:g} --split-seed {seed}`"
         )
-    plan = make_plan(training_rows("prepared", frac, seed, folder), share, seed)
+    plan = make_plan(training_rows(folder, frac, seed), share, seed)
     where = synthetic.folder(folder, frac, generator)
-    recorded = {"kind": "synthetic", "checkpoint_sha256": store.sha256(checkpoint), "seed": seed, "share": share, "frac": frac}
+    recorded = {"kind": "synthetic", "checkpoint_sha256": files.sha256(checkpoint), "seed": seed, "share": share, "frac": frac}
     images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, recorded)
     labels = plan.vectors.assign(index=np.arange(len(plan.vectors)))[["index", "target", *PATHOLOGIES]]
     provenance = {
@@ -94,8 +96,8 @@ def generate(
         task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
         fill(images, blocks, net, vectors, seed, torch_device, lambda: progress.update(task, advance=1))
     store.mark_complete(images, len(labels))
-    store.write_atomic(where / "labels.csv", labels.to_csv(index=False))
-    store.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
+    files.write_atomic(where / "labels.csv", labels.to_csv(index=False))
+    files.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
     return where
 
 

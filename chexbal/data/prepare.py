@@ -6,6 +6,7 @@ every regimen is a prefix (see splits.py), and a later, larger --frac adds the m
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from pathlib import Path
@@ -13,16 +14,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import store
-from .errors import ChexbalError
-from .labels import PATHOLOGIES, apply_policy
-from .progress import bar
-from .sources import chexpert, phantom
-from .splits import check_frac, frac_name, order_rows, regimen_length
-from .workers import pool as worker_pool
+from chexbal import files
+from chexbal.data import sources, store
+from chexbal.data.labels import PATHOLOGIES, apply_policy
+from chexbal.data.sources import phantom
+from chexbal.data.sources.base import Source
+from chexbal.data.splits import check_frac, frac_name, order_rows, patient_of, regimen_length
+from chexbal.errors import ChexbalError
+from chexbal.progress import bar
+from chexbal.workers import pool as worker_pool
 
-SOURCES = ("phantom", "chexpert")
-DEFAULT_SIZE = {"phantom": 64, "chexpert": 224}
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What filling a store needs besides the rows: where the images come from and how to fill."""
+
+    source: Source
+    root: Path | None
+    seed: int
+    skip_bad: bool
+    workers: int | None
+    out: Path
+    quiet: bool
 
 
 def prepare(
@@ -30,6 +43,7 @@ def prepare(
     root: Path | None = None,
     frac: float = 0.01,
     size: int | None = None,
+    *,
     seed: int = 0,
     views: str = "frontal",
     uncertain: str = "ones",
@@ -41,13 +55,10 @@ def prepare(
 ) -> Path:
     """Prepare the regimen `frac` of a source and return the dataset folder."""
     check_frac(frac)
-    if source not in SOURCES:
-        raise ChexbalError(f"--source must be one of {', '.join(SOURCES)}, not {source!r}", 2)
-    size = _check_size(size or DEFAULT_SIZE.get(source, 0))
-    raw = _read_source(source, root, views)
-    ordered = order_rows(raw, seed)
-    index = pd.concat([ordered[["Path", "patient", "split"]], apply_policy(ordered, uncertain)], axis=1)
-    index.insert(0, "index", np.arange(len(index)))
+    src = sources.get(source)
+    size = _check_size(size or src.default_size)
+    ordered = order_rows(src.read_table(root, views), seed)
+    index = index_table(ordered, uncertain)
     out = Path(data_dir) / (dataset or f"{source}-{size}")
     settings = {
         "source": source,
@@ -56,42 +67,61 @@ def prepare(
         "views": views,
         "uncertain": uncertain,
         "rows_crc": zlib.crc32("\n".join(index["Path"]).encode()),
+        **src.settings,
     }
-    if source == "phantom":
-        settings["renderer_version"] = phantom.RENDERER_VERSION
     out.mkdir(parents=True, exist_ok=True)
     if (out / "images.zarr" / "zarr.json").exists():
-        phantom.check_version(store.open_complete(out / "images.zarr", 0).attrs, out)
+        sources.check_store(store.open_complete(out / "images.zarr", 0).attrs, out)
     images = store.open_or_create(out / "images.zarr", len(index), size, settings)
     if not (out / "index.csv").exists():  # index.csv last: its presence means both tables are whole
         raw_labels = ordered[list(PATHOLOGIES)].assign(index=index["index"])
-        store.write_atomic(out / "raw-labels.csv", raw_labels.to_csv(index=False))
-        store.write_atomic(out / "index.csv", index.to_csv(index=False))
+        files.write_atomic(out / "raw-labels.csv", raw_labels.to_csv(index=False))
+        files.write_atomic(out / "index.csv", index.to_csv(index=False))
 
     n_rows = regimen_length(index, frac)
-    _fill(images, ordered, n_rows, source, root, seed, skip_bad, workers, out, quiet)
+    _fill(images, ordered, n_rows, _Job(src, root, seed, skip_bad, workers, out, quiet))
     store.mark_complete(images, n_rows)
-    if source == "phantom":
-        _write_signs(out, ordered, n_rows, size, seed)
+    if src.truth is not None:
+        _write_truth(out, ordered, n_rows, src.truth, (size, seed))
     skipped = _read_skipped(out)
     subset = index.iloc[:n_rows]
     subset = subset[~subset["index"].isin(skipped["index"])]
-    store.write_atomic(out / "subsets" / f"{frac_name(frac)}.csv", subset.to_csv(index=False))
+    files.write_atomic(out / "subsets" / f"{frac_name(frac)}.csv", subset.to_csv(index=False))
     return out
 
 
-def _write_signs(out: Path, ordered: pd.DataFrame, n_rows: int, size: int, seed: int) -> None:
-    """signs.csv: what the phantom drew in each prepared row (never read by training)."""
+def index_table(ordered: pd.DataFrame, uncertain: str) -> pd.DataFrame:
+    """index.csv from a source's ordered rows: `index`, Path, patient, split and the 14 labels after
+    the uncertain-label policy."""
+    index = pd.concat([ordered[["Path", "patient", "split"]], apply_policy(ordered, uncertain)], axis=1)
+    index.insert(0, "index", np.arange(len(index)))
+    return index
+
+
+def labels_regimen(frac: float, seed: int, views: str = "frontal", uncertain: str = "ones") -> pd.DataFrame:
+    """The rows `prepare` would write to subsets/ for the CheXpert labels torchxrayvision ships,
+    without drawing an image (the plan's comparison with the paper's Table 1; laterals allowed)."""
+    table = pd.read_csv(phantom.labels_csv())
+    if views == "frontal":
+        table = table[table["Frontal/Lateral"] == "Frontal"]
+    table = table.reset_index(drop=True).assign(patient=lambda t: t["Path"].map(patient_of))
+    index = index_table(order_rows(table, seed), uncertain)
+    return index.iloc[: regimen_length(index, frac)]
+
+
+def _write_truth(out: Path, ordered: pd.DataFrame, n_rows: int, truth, size_seed: tuple[int, int]) -> None:
+    """signs.csv: what the source drew in each prepared row (never read by training); a larger
+    regimen appends the rows it adds."""
     path = out / "signs.csv"
     done = pd.read_csv(path) if path.exists() else None
     if done is not None and len(done) >= n_rows:
         return
     start = 0 if done is None else len(done)
     rows = ordered.iloc[start:n_rows]
-    new = phantom.signs(list(rows["Path"]), rows[list(PATHOLOGIES)].to_numpy(float), size, seed)
+    new = truth(list(rows["Path"]), rows[list(PATHOLOGIES)].to_numpy(float), *size_seed)
     new.insert(0, "index", np.arange(start, n_rows))
     table = new if done is None else pd.concat([done, new], ignore_index=True)
-    store.write_atomic(path, table.to_csv(index=False))
+    files.write_atomic(path, table.to_csv(index=False))
 
 
 def _check_size(size: int) -> int:
@@ -100,33 +130,24 @@ def _check_size(size: int) -> int:
     return size
 
 
-def _read_source(source: str, root: Path | None, views: str) -> pd.DataFrame:
-    if source == "phantom":
-        if root is not None:
-            raise ChexbalError("--root is for --source chexpert; the phantom source needs no files", 2)
-        return phantom.read_table(views)
-    if root is None:
-        raise ChexbalError("--source chexpert needs --root, the CheXpert folder holding train.csv", 2)
-    return chexpert.read_table(Path(root), views)
-
-
-def _fill(images, rows: pd.DataFrame, n_rows: int, source, root, seed, skip_bad, workers, out: Path, quiet: bool) -> None:
+def _fill(images, rows: pd.DataFrame, n_rows: int, job: _Job) -> None:
     """Write the missing blocks covering rows [0, n_rows), in parallel; bad images stop the run
     unless skip_bad. Whole blocks are drawn, so a block may reach a little past n_rows."""
     blocks = store.missing_blocks(images, n_rows)
     tasks = []
     for block in blocks:
         part = rows.iloc[store.block_rows(images, block)]
-        tasks.append((source, root, list(part["Path"]), part[list(PATHOLOGIES)].to_numpy(float), images.shape[1], seed))
+        raw = part[list(PATHOLOGIES)].to_numpy(float)
+        tasks.append((job.source.name, job.root, list(part["Path"]), raw, images.shape[1], job.seed))
     bad: list[tuple[str, str]] = []
-    with bar(disable=quiet or not tasks) as progress, _executor(workers) as pool:
-        task = progress.add_task(f"{source} → {out.name}", total=sum(len(t[2]) for t in tasks), note="")
-        for block, (pixels, block_bad) in zip(blocks, pool.map(_render, tasks)):
-            if block_bad and not skip_bad:
+    with bar(disable=job.quiet or not tasks) as progress, _executor(job.workers) as pool:
+        task = progress.add_task(f"{job.source.name} → {job.out.name}", total=sum(len(t[2]) for t in tasks), note="")
+        for block, (pixels, block_bad) in zip(blocks, pool.map(_images, tasks)):
+            if block_bad and not job.skip_bad:
                 bad += block_bad  # leave the block unwritten: a later run retries it
             else:
                 if block_bad:
-                    _record_skipped(out, images, block, rows, block_bad)
+                    _record_skipped(job.out, images, block, rows, block_bad)
                 store.write_block(images, block, pixels)
             progress.update(task, advance=len(pixels), note=f"{len(bad)} bad" if bad else "")
     if bad:
@@ -136,11 +157,10 @@ def _fill(images, rows: pd.DataFrame, n_rows: int, source, root, seed, skip_bad,
         )
 
 
-def _render(task) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    source, root, paths, raw, size, seed = task
-    if source == "phantom":
-        return phantom.render_block(paths, raw, size, seed), []
-    return chexpert.decode_block(Path(root), paths, size)
+def _images(task) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """One block's images, in a worker process (the source travels by name: it pickles plainly)."""
+    name, root, paths, raw, size, seed = task
+    return sources.get(name).images(root, paths, raw, size, seed)
 
 
 class _Inline:
@@ -166,7 +186,7 @@ def _record_skipped(out: Path, images, block: int, rows: pd.DataFrame, bad: list
     paths = list(rows["Path"].iloc[store.block_rows(images, block)])
     new = pd.DataFrame([(start + paths.index(p), p, why) for p, why in bad], columns=["index", "Path", "reason"])
     skipped = pd.concat([_read_skipped(out), new]).drop_duplicates("index")
-    store.write_atomic(out / "skipped.csv", skipped.to_csv(index=False))
+    files.write_atomic(out / "skipped.csv", skipped.to_csv(index=False))
 
 
 def _read_skipped(out: Path) -> pd.DataFrame:

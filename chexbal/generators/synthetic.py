@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import store
-from .errors import ChexbalError
-from .labels import check_label_columns
-from .splits import frac_name
+from chexbal.data import store
+from chexbal.data.labels import check_label_columns
+from chexbal.data.splits import frac_name
+from chexbal.errors import ChexbalError
 
 GENERATORS = ("pool", "regimen")
 

@@ -14,8 +14,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .errors import ChexbalError
-from .labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.errors import ChexbalError
 
 SHARE = 0.15
 
@@ -80,12 +80,23 @@ def make_plan(train_rows: pd.DataFrame, share: float = SHARE, seed: int = 0, tar
 def check_reachable(pools, labels: np.ndarray, cols: list[int], share: float, targets) -> None:
     """Refuse a share no plan can reach. Adding images drawn for target t moves the targets' shares
     towards the mean label vector of t's positives; a mix of those means must give every target at
-    least `share` (a linear programme: maximise the smallest margin over mixing weights)."""
+    least `share`."""
+    means = np.array([labels[pools[t]][:, cols].mean(axis=0) for t in targets])  # row t: where drawing t leads
+    if _best_margin(means, share) < 1e-6:
+        raise ChexbalError(
+            f"--share {share:g} cannot be reached: drawing from the training rows' positives, every "
+            f"target can reach at most {_best_margin(means, 0.0):.3f} at once",
+            2,
+        )
+
+
+def _best_margin(means: np.ndarray, share: float) -> float:
+    """The linear programme: over mixing weights w (summing to 1), the largest m such that every
+    target's share, means.T @ w, is at least share + m. With share 0, the largest share every target
+    reaches at once. -inf where infeasible."""
     from scipy.optimize import linprog
 
-    means = np.array([labels[pools[t]][:, cols].mean(axis=0) for t in targets])  # row t: where drawing t leads
-    k = len(targets)
-    # Variables: k mixing weights and the margin m; maximise m subject to means.T @ w - share >= m, sum w = 1.
+    k = len(means)
     result = linprog(
         c=[0] * k + [-1],
         A_ub=np.hstack([-means.T, np.ones((k, 1))]),
@@ -94,29 +105,7 @@ def check_reachable(pools, labels: np.ndarray, cols: list[int], share: float, ta
         b_eq=[1],
         bounds=[(0, 1)] * k + [(None, None)],
     )
-    if result.status != 0 or -result.fun < 1e-6:
-        reachable = _largest_share(means)
-        raise ChexbalError(
-            f"--share {share:g} cannot be reached: drawing from the training rows' positives, every "
-            f"target can reach at most {reachable:.3f} at once",
-            2,
-        )
-
-
-def _largest_share(means: np.ndarray) -> float:
-    """The largest share every target can reach at once (the LP's value at margin 0)."""
-    from scipy.optimize import linprog
-
-    k = len(means)
-    result = linprog(
-        c=[0] * k + [-1],
-        A_ub=np.hstack([-means.T, np.ones((k, 1))]),
-        b_ub=np.zeros(k),
-        A_eq=[[1] * k + [0]],
-        b_eq=[1],
-        bounds=[(0, 1)] * k + [(None, None)],
-    )
-    return float(-result.fun)
+    return float(-result.fun) if result.status == 0 else float("-inf")
 
 
 def _drop_unneeded(streams, labels, counts, total, cols, share):
@@ -133,30 +122,16 @@ def _drop_unneeded(streams, labels, counts, total, cols, share):
     return counts, total
 
 
-def training_rows(
-    source: str, frac: float, seed: int, folder=None, views: str = "frontal", uncertain: str = "ones"
-) -> pd.DataFrame:
-    """A regimen's training rows (its pool minus the validation patients), as `chexbal train` uses.
-
-    `prepared` reads a prepared dataset's subset; `chexpert-labels` rebuilds the same split from the
-    CheXpert labels torchxrayvision ships, with no images, to compare with the paper's Table 1.
-    """
-    from .dataset import read_subset
-    from .labels import apply_policy
-    from .sources.phantom import labels_csv
-    from .splits import order_rows, patient_of, regimen_length, train_val_split
+def training_rows_for(source: str, frac: float, seed: int, folder=None, views: str = "frontal") -> pd.DataFrame:
+    """`chexbal plan`'s training rows: a prepared dataset's (`prepared`), or the same split rebuilt
+    from the CheXpert labels torchxrayvision ships, with no images (`chexpert-labels`)."""
+    from chexbal.data.dataset import training_rows
+    from chexbal.data.prepare import labels_regimen
+    from chexbal.data.splits import regimen_split, test_patients
 
     if source == "prepared":
-        subset = read_subset(folder, frac)
-    elif source == "chexpert-labels":
-        table = pd.read_csv(labels_csv())
-        if views == "frontal":
-            table = table[table["Frontal/Lateral"] == "Frontal"]
-        table = table.reset_index(drop=True).assign(patient=lambda t: t["Path"].map(patient_of))
-        ordered = order_rows(table, seed)
-        index = pd.concat([ordered[["Path", "patient", "split"]], apply_policy(ordered, uncertain)], axis=1)
-        subset = index.iloc[: regimen_length(index, frac)]
-    else:
-        raise ChexbalError(f"--source must be prepared or chexpert-labels, not {source!r}", 2)
-    train, _ = train_val_split(subset[subset["split"] == "pool"], seed)
-    return train
+        return training_rows(folder, frac, seed)
+    if source == "chexpert-labels":
+        subset = labels_regimen(frac, seed, views)
+        return regimen_split(subset, seed, test_patients(subset))[0]
+    raise ChexbalError(f"--source must be prepared or chexpert-labels, not {source!r}", 2)

@@ -1,5 +1,5 @@
 """Builders of small CheXpert-format folders, made here with no download: the tests' data, and the
-speed benchmark's (scripts/bench_prepare.py)."""
+speed benchmarks' (scripts/bench_prepare.py). Part of the package so both import it plainly."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from chexbal.labels import PATHOLOGIES, TARGETS
+from chexbal.data.labels import PATHOLOGIES, TARGETS
 
 # Several aspect ratios, as in CheXpert (portrait, landscape, square).
 SHAPES = [(320, 390), (390, 320), (300, 300)]

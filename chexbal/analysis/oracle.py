@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import ChexbalError
-from .evaluate import auc_per_class
-from .labels import PATHOLOGIES, label_matrix
+from chexbal.analysis.evaluate import auc_per_class
+from chexbal.data.labels import PATHOLOGIES, label_matrix
+from chexbal.errors import ChexbalError
 
 
 def read_signs(folder: Path) -> pd.DataFrame | None:

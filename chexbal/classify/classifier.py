@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ChexbalError
-from .labels import PATHOLOGIES
-from .progress import console
+from chexbal.data.labels import PATHOLOGIES
+from chexbal.errors import ChexbalError
+from chexbal.progress import console
 
 # Cached torchxrayvision weights used when no --weights is given. NIH ChestX-ray14 only: weights
 # trained with CheXpert (`chex`, `all`) have seen CheXpert's test patients.

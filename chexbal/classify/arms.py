@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import store, synthetic
-from .dataset import load_images, read_index
-from .errors import ChexbalError
-from .labels import PATHOLOGIES, TARGETS, label_matrix
-from .plan import SHARE, make_plan
+from chexbal.data import store
+from chexbal.data.dataset import load_images, read_index
+from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.errors import ChexbalError
+from chexbal.generators import synthetic
+from chexbal.generators.plan import SHARE, make_plan
 
 ARMS = ("none", "standard", "affine", "weighted", "oversample", "gan", "gan-regimen", "real-extra")
 GENERATED = {"gan": "pool", "gan-regimen": "regimen"}  # arm -> which generator's set it adds

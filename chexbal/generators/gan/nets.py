@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from ..labels import PATHOLOGIES
+from chexbal.data.labels import PATHOLOGIES
 
 N_LABELS = len(PATHOLOGIES)
 

@@ -20,10 +20,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from . import store
-from .errors import ChexbalError
-from .train import RESUME_KEYS, TrainConfig, train
-from .workers import pool as worker_pool
+from chexbal import files
+from chexbal.classify.train import RESUME_KEYS, TrainConfig, train
+from chexbal.errors import ChexbalError
+from chexbal.workers import pool as worker_pool
 
 # The paper's search: learning rate x batch size x optimizer (momentum SGD or Adam).
 GRID = {"lr": (1e-2, 5e-3, 1e-3), "batch_size": (16, 32, 64), "optimizer": ("sgd", "adam")}
@@ -159,5 +159,5 @@ def select(configs: list[TrainConfig]) -> Path:
         raise ChexbalError("no run of the sweep has a validation AUC (validation too small?)")
     best = max(scored, key=lambda c: c["val_mean_auc"])
     path = Path(configs[0].run_dir).parent / f"selected-seed{configs[0].seed}.json"
-    store.write_atomic(path, json.dumps({"selected": best, "candidates": candidates}, indent=2))
+    files.write_atomic(path, json.dumps({"selected": best, "candidates": candidates}, indent=2))
     return path

@@ -21,18 +21,21 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from . import __version__, classifier, figures, synthetic
-from .arms import ARMS
-from .cam import class_activation_maps
-from .dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index, settings
-from .evaluate import delong, format_p, holm
-from .gan_eval import quality_table
-from .generate import trained_on
-from .labels import PATHOLOGIES, TARGETS
-from .plan import make_plan, training_rows
-from .splits import frac_of
-from .stats import SeedBootstrap
-from .store import write_atomic
+from chexbal import __version__
+from chexbal.analysis import figures
+from chexbal.analysis.evaluate import delong, format_p, holm
+from chexbal.analysis.stats import SeedBootstrap
+from chexbal.classify import classifier
+from chexbal.classify.arms import ARMS
+from chexbal.classify.cam import class_activation_maps
+from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index, settings, training_rows
+from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.splits import frac_of
+from chexbal.files import write_atomic
+from chexbal.generators import synthetic
+from chexbal.generators.evaluation import quality_table
+from chexbal.generators.generate import trained_on
+from chexbal.generators.plan import make_plan
 
 GAP = "— (not run)"
 PAPER_ARMS = ("none", "standard", "gan")  # always shown in Table 2; other arms where they ran
@@ -79,7 +82,7 @@ def table1(folder: Path, fracs: list[float], seed: int = 0) -> pd.DataFrame:
         if provenance.exists():
             plan, status = json.loads(provenance.read_text())["plan"], "generated"
         else:
-            plan, status = make_plan(training_rows("prepared", frac, seed, folder), seed=seed).summary(), "planned only"
+            plan, status = make_plan(training_rows(folder, frac, seed), seed=seed).summary(), "planned only"
         rows.append(
             {
                 "regimen": f"{frac:.0%}",

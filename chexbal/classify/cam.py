@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classifier import Classifier, to_input
-from .labels import PATHOLOGIES
+from chexbal.classify.classifier import Classifier, to_input
+from chexbal.data.labels import PATHOLOGIES
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from .errors import ChexbalError
+from chexbal.errors import ChexbalError
 
 TEST_SHARE = 0.05
 VALIDATION_SHARE = 0.05 / 0.95  # the paper's 90/5 of the whole, taken from the 95% pool
@@ -79,3 +79,21 @@ def train_val_split(pool: pd.DataFrame, seed: int, val_share: float = VALIDATION
     n_val = min(len(patients) - 1, max(1, round(len(patients) * val_share)))
     is_val = pool["patient"].isin(set(shuffled[:n_val]))
     return pool[~is_val], pool[is_val]
+
+
+def regimen_split(
+    subset: pd.DataFrame, seed: int, test_patients: set[str], name: str = "the regimen"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A regimen's training and validation rows (its pool, split by patient), as every stage that
+    trains on a regimen uses them: the classifier, the regimen generator and the plan. Refused if
+    the dataset has no test patients or the regimen's pool holds one."""
+    if not test_patients:
+        raise ChexbalError(f"{name} records no test split: nothing could be kept away from test patients")
+    pool = subset[subset["split"] == "pool"]
+    if pool["patient"].isin(test_patients).any():
+        raise ChexbalError(f"{name} holds test patients in its pool: refusing to train on them")
+    return train_val_split(pool, seed)
+
+
+def test_patients(index: pd.DataFrame) -> set[str]:
+    return set(index.loc[index["split"] == "test", "patient"])

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import store
-from .errors import ChexbalError
-from .labels import check_label_columns
-from .sources import phantom
-from .splits import check_frac, frac_name, frac_of
+from chexbal.data import sources, store
+from chexbal.data.labels import check_label_columns
+from chexbal.data.splits import check_frac, frac_name, frac_of, regimen_split, test_patients
+from chexbal.errors import ChexbalError
 
 DEFAULT_DATASET = "phantom-64"
 
@@ -34,6 +33,16 @@ def read_subset(folder: Path, frac: float) -> pd.DataFrame:
     return _read_table(path)
 
 
+def training_rows(folder: Path, frac: float, split_seed: int) -> pd.DataFrame:
+    """The rows `chexbal train --frac F --split-seed S` trains on (validation patients left out)."""
+    return split_regimen(folder, read_subset(folder, frac), frac, split_seed)[0]
+
+
+def split_regimen(folder: Path, subset: pd.DataFrame, frac: float, split_seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A prepared regimen's training and validation rows, checked against the dataset's test patients."""
+    return regimen_split(subset, split_seed, test_patients(read_index(folder)), f"{folder.name}'s regimen {frac:g}")
+
+
 def settings(folder: Path) -> dict:
     """The dataset's recorded settings (source, size, seed, views, uncertain policy), from its store."""
     return dict(open_images(folder, 0).attrs)
@@ -54,7 +63,7 @@ def open_images(folder: Path, n_rows: int):
     """The dataset's image store, checked to hold its first `n_rows` rows and, for a phantom, to be
     drawn by this renderer."""
     images = store.open_complete(folder / "images.zarr", n_rows)
-    phantom.check_version(images.attrs, folder)
+    sources.check_store(images.attrs, folder)
     return images
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import ChexbalError
+from chexbal.errors import ChexbalError
 
 PATHOLOGIES: tuple[str, ...] = (
     "No Finding",

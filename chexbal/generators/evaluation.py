@@ -30,15 +30,16 @@ import pandas as pd
 import torch
 from scipy import linalg
 
-from . import classifier, store
-from .dataset import DEFAULT_DATASET, load_images, locate, read_index, settings
-from .errors import ChexbalError
-from .evaluate import auc_per_class, bootstrap_aucs, confidence_interval, mean_auc
-from .gan.nets import to_uint8
-from .generate import SHIPPED, generate_block, load_generator, trained_on
-from .labels import PATHOLOGIES, TARGETS, label_matrix
-from .progress import bar
-from .seeds import stream
+from chexbal import files
+from chexbal.analysis.evaluate import auc_per_class, bootstrap_aucs, confidence_interval, mean_auc
+from chexbal.classify import classifier
+from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, read_index, settings
+from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.errors import ChexbalError
+from chexbal.generators.gan.nets import to_uint8
+from chexbal.generators.generate import SHIPPED, generate_block, load_generator, trained_on
+from chexbal.progress import bar
+from chexbal.seeds import stream
 
 COUNTERFACTUAL = 1_000  # latent streams of the counterfactual pairs, apart from generate_block's blocks
 
@@ -94,7 +95,7 @@ def gan_eval(
         result = {
             "dataset": dataset,
             "checkpoint": str(checkpoint),
-            "checkpoint_sha256": store.sha256(checkpoint),
+            "checkpoint_sha256": files.sha256(checkpoint),
             "trained_on": trained_on(generator_config),
             "classifier": str(classifier_run),
             "generated": len(fake),
@@ -125,8 +126,8 @@ def gan_eval(
             }
             progress.update(task, advance=1, note="")
     if out is not None:
-        store.write_atomic(Path(out), json.dumps(result, indent=2))
-        store.write_atomic(per_image_path(Path(out)), per_image_table(conditions, fake_probs).to_csv(index=False))
+        files.write_atomic(Path(out), json.dumps(result, indent=2))
+        files.write_atomic(per_image_path(Path(out)), per_image_table(conditions, fake_probs).to_csv(index=False))
     return result
 
 
@@ -303,7 +304,7 @@ def fidelity_aucs(conditions: pd.DataFrame, probs: np.ndarray) -> dict[str, floa
 
 def renderer_auc(model, folder: Path, conditions: pd.DataFrame, size: int, seed: int) -> dict[str, float]:
     """The classifier's AUC on phantoms rendered for the same rows: a perfect generator's score."""
-    from .sources.phantom import render_block as render_phantoms
+    from chexbal.data.sources.phantom import render_block as render_phantoms
 
     raw = pd.read_csv(folder / "raw-labels.csv").set_index("index").loc[conditions["index"], list(PATHOLOGIES)]
     paths = [f"{p}#eval{i}" for i, p in enumerate(conditions["Path"])]  # fresh anatomy, same labels

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .dataset import prepared_fracs, read_index, read_subset
-from .labels import PATHOLOGIES
-from .splits import frac_name
+from chexbal.data.dataset import prepared_fracs, read_index, read_subset
+from chexbal.data.labels import PATHOLOGIES
+from chexbal.data.splits import frac_name
 
 
 def groups(folder: Path) -> dict[str, pd.DataFrame]:

@@ -18,18 +18,19 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import arms, classifier, distributed, store
-from .augment import random_affine
-from .checkpoint import load_for_resume, save, start_run
-from .classifier import to_input
-from .dataset import DEFAULT_DATASET, load_images, locate, read_subset
-from .devices import amp_enabled, pick_device
-from .errors import ChexbalError
-from .evaluate import auc_per_class, mean_auc
-from .labels import PATHOLOGIES, label_matrix
-from .progress import bar
-from .seeds import stream
-from .splits import check_frac, frac_name, train_val_split
+from chexbal import files
+from chexbal.analysis.evaluate import auc_per_class, mean_auc
+from chexbal.checkpoint import load_for_resume, save, start_run
+from chexbal.classify import arms, classifier, distributed
+from chexbal.classify.batch_augment import random_affine
+from chexbal.classify.classifier import to_input
+from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, read_subset, split_regimen
+from chexbal.data.labels import PATHOLOGIES, label_matrix
+from chexbal.data.splits import check_frac, frac_name
+from chexbal.devices import amp_enabled, pick_device
+from chexbal.errors import ChexbalError
+from chexbal.progress import bar
+from chexbal.seeds import stream
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -136,7 +137,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     if improved or epoch == 0:
                         save(checkpoint, run_dir / "best.pt")
                     save(checkpoint, run_dir / "last.pt")
-                    store.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
+                    files.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
                 distributed.barrier(ranks)
                 progress.update(
                     task,
@@ -188,7 +189,7 @@ def load_data(cfg: TrainConfig, device: torch.device) -> Data:
     """
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     subset = read_subset(folder, cfg.frac)
-    train_rows, val_rows = train_val_split(subset[subset["split"] == "pool"], cfg.splitting_seed())
+    train_rows, val_rows = split_regimen(folder, subset, cfg.frac, cfg.splitting_seed())
     test_rows = subset[subset["split"] == "test"]
     images = load_images(folder, subset)
     position = pd.Series(np.arange(len(subset)), index=subset["index"].to_numpy())
@@ -348,9 +349,9 @@ def write_run_files(run_dir: Path, cfg, data, use_amp: bool, device, init_note: 
     split = pd.concat(
         [part.rows[["index", "patient"]].assign(split=name) for name, part in (("train", data.train), ("val", data.val))]
     )
-    store.write_atomic(run_dir / "split.csv", split.to_csv(index=False))
+    files.write_atomic(run_dir / "split.csv", split.to_csv(index=False))
     if extra is not None and extra.rows is not None:
-        store.write_atomic(run_dir / "extra-rows.csv", extra.rows.to_csv(index=False))
+        files.write_atomic(run_dir / "extra-rows.csv", extra.rows.to_csv(index=False))
 
 
 def score_best_epoch(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float, ranks) -> None:
@@ -368,11 +369,11 @@ def score_best_epoch(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool
             write_predictions(run_dir / "test-predictions.csv", part.rows, probs)
     metrics["wall_seconds"] = seconds
     if ranks.main:
-        store.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        files.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
 
 
 def write_predictions(path: Path, rows: pd.DataFrame, probs: np.ndarray) -> None:
     table = rows[["index", "Path", "patient", *PATHOLOGIES]].rename(columns={n: f"label/{n}" for n in PATHOLOGIES})
     for i, name in enumerate(PATHOLOGIES):
         table[f"prob/{name}"] = probs[:, i]
-    store.write_atomic(path, table.to_csv(index=False))
+    files.write_atomic(path, table.to_csv(index=False))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from .labels import PATHOLOGIES
+from chexbal.data.labels import PATHOLOGIES
 
 
 def auc_per_class(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:

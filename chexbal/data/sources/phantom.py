@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..errors import ChexbalError
-from ..labels import PATHOLOGIES, TARGETS
-from ..splits import patient_of
+from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.sources.base import Source
+from chexbal.data.splits import patient_of
+from chexbal.errors import ChexbalError
 
 RENDERER_VERSION = 2  # recorded in every phantom store; a store drawn by another version is refused
 UNCERTAIN_STRENGTH = 0.5
@@ -52,18 +53,6 @@ CONTRAST = {"Lung Lesion": 1.5, "Pleural Other": 0.85, "Fracture": 1.0}
 LESION_RADIUS, BAND_WIDTH, BAND_LENGTH, CALLUS_RADIUS = 0.075, 0.045, 0.45, 0.07
 
 
-def check_version(attrs, folder: Path) -> None:
-    """Refuse a phantom dataset drawn by another renderer version: its signs are not this one's."""
-    if attrs.get("source") != "phantom":
-        return
-    version = attrs.get("renderer_version", 1)  # version 1 did not record itself
-    if version != RENDERER_VERSION:
-        raise ChexbalError(
-            f"{folder} was drawn by phantom renderer version {version}, this chexbal draws version {RENDERER_VERSION}: "
-            f"delete {folder} and run `chexbal prepare` again"
-        )
-
-
 def labels_csv() -> Path:
     spec = importlib.util.find_spec("torchxrayvision")  # find the file without importing torch
     if spec is None or spec.origin is None:
@@ -71,7 +60,9 @@ def labels_csv() -> Path:
     return Path(spec.origin).parent / "data" / "chexpert_train.csv.gz"
 
 
-def read_table(views: str = "frontal") -> pd.DataFrame:
+def read_table(root: Path | None = None, views: str = "frontal") -> pd.DataFrame:
+    if root is not None:
+        raise ChexbalError("--root is for --source chexpert; the phantom source needs no files", 2)
     if views != "frontal":
         raise ChexbalError("the phantom source draws frontal views only: use --views frontal", 2)
     table = pd.read_csv(labels_csv())
@@ -82,6 +73,10 @@ def read_table(views: str = "frontal") -> pd.DataFrame:
 
 def render_block(paths: list[str], raw_labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     return np.stack([render(path, labels, size, seed) for path, labels in zip(paths, raw_labels)])
+
+
+def _images(root, paths: list[str], raw_labels: np.ndarray, size: int, seed: int):
+    return render_block(paths, raw_labels, size, seed), []
 
 
 def render(path: str, raw: np.ndarray, size: int, seed: int, hidden: tuple[str, ...] = ()) -> np.ndarray:
@@ -350,3 +345,6 @@ def _to_pixels(a, u: float, v: float, size: int) -> tuple[float, float]:
     x = a["dx"] + a["scale"] * (c * u - s * v)
     y = a["dy"] + a["scale"] * (s * u + c * v)
     return (x + 1) / 2 * size - 0.5, (y + 1) / 2 * size - 0.5
+
+
+SOURCE = Source("phantom", 64, read_table, _images, settings={"renderer_version": RENDERER_VERSION}, truth=signs)

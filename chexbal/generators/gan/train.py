@@ -25,17 +25,17 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import store
-from ..checkpoint import load_for_resume, save, start_run
-from ..dataset import DEFAULT_DATASET, load_images, locate, read_index, read_subset
-from ..devices import pick_device
-from ..errors import ChexbalError
-from ..labels import PATHOLOGIES, TARGETS, label_matrix
-from ..progress import bar
-from ..seeds import stream
-from ..splits import check_frac, frac_name, train_val_split
-from .augment import diff_augment
-from .nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
+from chexbal import files
+from chexbal.checkpoint import load_for_resume, save, start_run
+from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, training_rows
+from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.data.splits import check_frac, frac_name
+from chexbal.devices import pick_device
+from chexbal.errors import ChexbalError
+from chexbal.generators.gan.diffaugment import diff_augment
+from chexbal.generators.gan.nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
+from chexbal.progress import bar
+from chexbal.seeds import stream
 
 
 @dataclasses.dataclass
@@ -97,20 +97,6 @@ RESUME_KEYS = (
     "split_seed",
     "dataset",
 )
-
-
-def training_rows(folder: Path, frac: float, split_seed: int) -> pd.DataFrame:
-    """The regimen's training rows (its pool minus the validation patients of `split_seed`), checked
-    to share no patient with the test set."""
-    index = read_index(folder)
-    test_patients = set(index.loc[index["split"] == "test", "patient"])
-    if not test_patients:
-        raise ChexbalError(f"{folder.name} records no test split: the GAN could not be kept away from test patients")
-    subset = read_subset(folder, frac)
-    pool = subset[subset["split"] == "pool"]
-    if pool["patient"].isin(test_patients).any():
-        raise ChexbalError(f"{folder.name}'s regimen {frac:g} holds test patients: refusing to train the GAN on them")
-    return train_val_split(pool, split_seed)[0]
 
 
 def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path:
@@ -256,7 +242,7 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
     images = to_uint8(G(z.to(device), labels.to(device)))
     per_row = len(images) // len(names)
     grid = np.concatenate([np.concatenate(list(images[i * per_row : (i + 1) * per_row]), axis=1) for i in range(len(names))])
-    with store.replacing(path) as tmp:
+    with files.replacing(path) as tmp:
         Image.fromarray(grid).save(tmp, format="PNG")
 
 
@@ -297,15 +283,15 @@ def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses
     # The shipped file: EMA weights in half precision (a few MB), rebuilt from its config alone.
     weights = {k: v.half() if v.is_floating_point() else v for k, v in nets["G_ema"].state_dict().items()}
     save({"generator": weights, "config": generator_config(cfg, size, step, seen)}, run_dir / "generator.pt")
-    card = {**seen, "steps": step, "sha256": store.sha256(run_dir / "generator.pt")}
-    store.write_atomic(run_dir / "generator.json", json.dumps(card, indent=2))
-    store.write_atomic(run_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
+    card = {**seen, "steps": step, "sha256": files.sha256(run_dir / "generator.pt")}
+    files.write_atomic(run_dir / "generator.json", json.dumps(card, indent=2))
+    files.write_atomic(run_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
 
 
 def start_or_resume(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, rows: pd.DataFrame):
     if not resume:
         start_run(run_dir, {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)})
-        store.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
+        files.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
         return 0, []
     saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device, parts=tuple(nets))
     try:

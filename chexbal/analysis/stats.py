@@ -18,7 +18,7 @@ import math
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from .evaluate import confidence_interval, resample_weights, weighted_aucs
+from chexbal.analysis.evaluate import confidence_interval, resample_weights, weighted_aucs
 
 
 @dataclasses.dataclass

@@ -1,0 +1,1 @@
+"""Stage 4, analysis: AUCs and their intervals, paired statistics, figures and the report."""

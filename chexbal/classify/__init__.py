@@ -1,0 +1,1 @@
+"""Stage 3, classify: DenseNet-121, the arms, batch augmentation, training, sweeps and CAMs."""
