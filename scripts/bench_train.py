@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from chexbal.classify import classifier
-from chexbal.classify.train import Split, TrainConfig, make_optimizer, train_epoch
+from chexbal.classify.train import Step, TrainConfig, make_optimizer, train_epoch
+from chexbal.classify.training_set import Split
 from chexbal.devices import amp_enabled, pick_device
 
 
@@ -66,7 +67,7 @@ def main() -> None:
     bare(model, optimizer, 2 * args.batch_size, cfg, args.size, use_amp, device)  # warm-up
     epoch_rates, bare_rates = [], []
     for trial in range(2):
-        seconds, _ = train_epoch(model, optimizer, part, cfg, trial, use_amp, device)
+        seconds, _ = train_epoch(model, optimizer, part, cfg, trial, Step(device, use_amp))
         epoch_rates.append(args.images / seconds)
         bare_rates.append(bare(model, optimizer, args.images, cfg, args.size, use_amp, device))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

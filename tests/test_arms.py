@@ -13,7 +13,8 @@ from torch import nn
 from chexbal import files
 from chexbal.classify import arms
 from chexbal.classify import train as train_module
-from chexbal.classify.train import TrainConfig, load_data, train
+from chexbal.classify.train import TrainConfig, train
+from chexbal.classify.training_set import Split, load_data
 from chexbal.data.dataset import read_index, read_subset
 from chexbal.data.labels import PATHOLOGIES, TARGETS
 from chexbal.data.splits import train_val_split
@@ -92,13 +93,12 @@ def test_weighted_loss_uses_the_stated_positive_weights():
     assert weights["No Finding"] == 3.0  # 4, capped
     assert weights["Enlarged Cardiomediastinum"] == 0.0 and weights["Fracture"] == 3.0  # no positive: the cap
     logits = torch.linspace(-1, 1, len(PATHOLOGIES))
-    part = train_module.Split(torch.zeros(4, 8, 8, dtype=torch.uint8), torch.from_numpy(labels[:4]), pd.DataFrame())
+    part = Split(torch.zeros(4, 8, 8, dtype=torch.uint8), torch.from_numpy(labels[:4]), pd.DataFrame())
     pos_weight = torch.tensor([weights[n] for n in PATHOLOGIES])
     cfg = TrainConfig(batch_size=4, aug="weighted")
     model = FixedLogits(logits)
-    _, loss = train_module.train_epoch(
-        model, torch.optim.SGD(model.parameters(), lr=0.0), part, cfg, 0, False, torch.device("cpu"), pos_weight=pos_weight
-    )
+    step = train_module.Step(torch.device("cpu"), pos_weight=pos_weight)
+    _, loss = train_module.train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.0), part, cfg, 0, step)
     p = torch.sigmoid(logits)
     y = part.labels
     by_hand = -(pos_weight * y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()

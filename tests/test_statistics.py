@@ -145,7 +145,8 @@ def test_seed_aggregation_without_a_difference_is_rarely_significant():
 def test_the_report_words_a_claim_only_where_the_adjusted_p_allows_it():
     import pandas as pd
 
-    from chexbal.analysis.report import answer, with_holm
+    from chexbal.analysis.results import with_holm
+    from chexbal.analysis.wording import answer
 
     rows = [
         ("gan-regimen", "oversample", "Pleural Other", 0.08, 0.0001),

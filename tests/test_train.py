@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from chexbal import files
 from chexbal.classify import train as train_module
 from chexbal.classify.classifier import to_input
-from chexbal.classify.train import TrainConfig, load_data, train
+from chexbal.classify.train import TrainConfig, train
+from chexbal.classify.training_set import load_data
 from chexbal.cli import app
 from chexbal.data import store
 from chexbal.data.labels import PATHOLOGIES

@@ -24,8 +24,9 @@ from chexbal.checkpoint import load_for_resume, save, start_run
 from chexbal.classify import arms, classifier, distributed
 from chexbal.classify.batch_augment import random_affine
 from chexbal.classify.classifier import to_input
-from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, read_subset, split_regimen
-from chexbal.data.labels import PATHOLOGIES, label_matrix
+from chexbal.classify.training_set import TrainingSet, load_data
+from chexbal.data.dataset import DEFAULT_DATASET
+from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.splits import check_frac, frac_name
 from chexbal.devices import amp_enabled, pick_device
 from chexbal.errors import ChexbalError
@@ -94,25 +95,45 @@ RESUME_KEYS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """How each training step runs: where, in which precision, over which processes, and with which
+    per-class positive weights (the `weighted` arm's, else None)."""
+
+    device: torch.device
+    use_amp: bool = False
+    ranks: distributed.Ranks = distributed.SINGLE
+    pos_weight: torch.Tensor | None = None
+
+
+@dataclasses.dataclass
+class Run:
+    """One run in progress: its folder, settings, data and how it steps; what the helpers share."""
+
+    run_dir: Path
+    cfg: TrainConfig
+    data: TrainingSet
+    step: Step
+    init_note: str = ""
+
+
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     cfg.check()
     started = time.perf_counter()
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
     ranks, device = distributed.setup(pick_device(cfg.device))
     if cfg.batch_size % ranks.world:
         raise ChexbalError(f"--batch-size {cfg.batch_size} does not split over {ranks.world} processes", 2)
     quiet = quiet or not ranks.main
-    use_amp = amp_enabled(cfg.amp, device)
     data = load_data(cfg, device)
-    weights = loss_weights(cfg, data)
+    weights = data.weights
     pos_weight = torch.tensor([weights[n] for n in PATHOLOGIES], device=device) if weights else None
+    step = Step(device, amp_enabled(cfg.amp, device), ranks, pos_weight)
     torch.manual_seed(cfg.seed)
     model, init_note = classifier.build(cfg.weights, quiet=quiet)
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    start, best, history = start_or_resume(
-        run_dir, cfg, model, optimizer, resume, init_note, use_amp, device, data, ranks, weights
-    )
+    run = Run(Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir(), cfg, data, step, init_note)
+    start, best, history = start_or_resume(run, model, optimizer, resume)
     model = distributed.wrap(model, ranks, device)
     if cfg.compile:
         model = torch.compile(model)
@@ -120,24 +141,14 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         with bar(disable=quiet) as progress:
             task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
             for epoch in range(start, cfg.epochs):
-                seconds, train_loss = train_epoch(model, optimizer, data.train, cfg, epoch, use_amp, device, ranks, pos_weight)
-                val_loss, val_probs = predict(model, data.val, cfg.batch_size * 2, use_amp, ranks)
+                seconds, train_loss = train_epoch(model, optimizer, data.train, cfg, epoch, step)
+                val_loss, val_probs = predict(model, data.val, cfg.batch_size * 2, step.use_amp, ranks)
                 row = epoch_row(epoch, train_loss, val_loss, val_probs, data, seconds)
                 history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
                 improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
                 best = row["val_mean_auc"] if improved else best
                 if ranks.main:
-                    checkpoint = {
-                        "model": distributed.unwrap(model).state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "epoch": epoch + 1,
-                        "best_val_auc": best,
-                        "config": dataclasses.asdict(cfg),
-                    }
-                    if improved or epoch == 0:
-                        save(checkpoint, run_dir / "best.pt")
-                    save(checkpoint, run_dir / "last.pt")
-                    files.write_atomic(run_dir / "history.csv", history.to_csv(index=False))
+                    save_epoch(run, model, optimizer, (epoch, best, improved), history)
                 distributed.barrier(ranks)
                 progress.update(
                     task,
@@ -145,10 +156,26 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
                     note=f"loss {train_loss:.3f} val {val_loss:.3f} "
                     f"AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s",
                 )
-        score_best_epoch(run_dir, model, data, cfg, use_amp, device, time.perf_counter() - started, ranks)
+        score_best_epoch(run, model, time.perf_counter() - started)
     finally:
         distributed.teardown(ranks)
-    return run_dir
+    return run.run_dir
+
+
+def save_epoch(run: Run, model, optimizer, progress: tuple[int, float, bool], history: pd.DataFrame) -> None:
+    """last.pt (and best.pt when validation improved, or after the first epoch) and history.csv."""
+    epoch, best, improved = progress
+    checkpoint = {
+        "model": distributed.unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch + 1,
+        "best_val_auc": best,
+        "config": dataclasses.asdict(run.cfg),
+    }
+    if improved or epoch == 0:
+        save(checkpoint, run.run_dir / "best.pt")
+    save(checkpoint, run.run_dir / "last.pt")
+    files.write_atomic(run.run_dir / "history.csv", history.to_csv(index=False))
 
 
 def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndarray, data, seconds: float) -> dict:
@@ -163,75 +190,16 @@ def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndar
     }
 
 
-@dataclasses.dataclass
-class Split:
-    """One split on the device: uint8 images, float labels (n, 14, columns in PATHOLOGIES order), and
-    the real rows they came from (a training split's extra images follow its rows' images)."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    rows: pd.DataFrame
-
-
-@dataclasses.dataclass
-class Data:
-    train: Split
-    val: Split
-    test: Split
-    extra: arms.Extra | None  # what the arm added to the training split
-
-
-def load_data(cfg: TrainConfig, device: torch.device) -> Data:
-    """Train, validation and test splits of the regimen, on `device`.
-
-    Validation and test are real images of the regimen only; an arm's extra images (generated, or
-    real repeats and outside rows) join the training split alone.
-    """
-    folder = locate(Path(cfg.data_dir), cfg.dataset)
-    subset = read_subset(folder, cfg.frac)
-    train_rows, val_rows = split_regimen(folder, subset, cfg.frac, cfg.splitting_seed())
-    test_rows = subset[subset["split"] == "test"]
-    images = load_images(folder, subset)
-    position = pd.Series(np.arange(len(subset)), index=subset["index"].to_numpy())
-    extra = arms.extra_images(cfg.aug, folder, cfg.frac, subset, train_rows, cfg.splitting_seed())
-    if extra is not None and extra.images.shape[1:] != images.shape[1:]:
-        raise ChexbalError(f"the extra images are {extra.images.shape[1]} px, the dataset's {images.shape[1]} px")
-
-    def split(rows: pd.DataFrame, added: arms.Extra | None = None) -> Split:
-        x, y = images[position[rows["index"]].to_numpy()], label_matrix(rows)
-        if added is not None:
-            x, y = np.concatenate([x, added.images]), np.concatenate([y, added.labels])
-        return Split(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).to(device), rows)
-
-    return Data(split(train_rows, extra), split(val_rows), split(test_rows), extra)
-
-
-def loss_weights(cfg: TrainConfig, data) -> dict[str, float] | None:
-    """The `weighted` arm's positive weight per class, from the real training rows."""
-    if cfg.aug != "weighted":
-        return None
-    return arms.positive_weights(label_matrix(data.train.rows), cfg.pos_weight_cap)
-
-
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def train_epoch(
-    model,
-    optimizer,
-    part,
-    cfg: TrainConfig,
-    epoch: int,
-    use_amp: bool,
-    device,
-    ranks: distributed.Ranks = distributed.SINGLE,
-    pos_weight: torch.Tensor | None = None,
-) -> tuple[float, float]:
+def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, step: Step) -> tuple[float, float]:
     """One pass over the training split in a seeded order (each rank its shard); returns
-    (seconds, mean loss over all ranks). `pos_weight` (14,) weighs each class's positives."""
+    (seconds, mean loss over all ranks)."""
+    device, ranks = step.device, step.ranks
     model.train()
     generator = stream(cfg.seed, epoch)  # same order after a resume
     order = torch.randperm(len(part.labels), generator=generator)
@@ -249,9 +217,9 @@ def train_epoch(
         x = to_input(part.images[batch], flips[i : i + len(batch)] if cfg.aug == "standard" else None)
         if cfg.aug == "affine":
             x = random_affine(x, affine[i : i + len(batch)], **arms.AFFINE)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.use_amp):
             logits = model(x)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), part.labels[batch], pos_weight=pos_weight)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), part.labels[batch], pos_weight=step.pos_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -299,77 +267,66 @@ def predict(
     return loss, torch.sigmoid(logits).cpu().numpy()
 
 
-def start_or_resume(
-    run_dir: Path,
-    cfg,
-    model,
-    optimizer,
-    resume: bool,
-    init_note: str,
-    use_amp: bool,
-    device,
-    data,
-    ranks,
-    weights: dict[str, float] | None = None,
-):
+def start_or_resume(run: Run, model, optimizer, resume: bool):
     """Start a new run folder (rank 0 writes it), or restore the last checkpoint of an interrupted one."""
     if not resume:
-        if (run_dir / "last.pt").exists():  # every rank refuses, not only the one that writes
-            raise ChexbalError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
-        if ranks.main:
-            write_run_files(run_dir, cfg, data, use_amp, device, init_note, ranks, weights)
-        distributed.barrier(ranks)
+        if (run.run_dir / "last.pt").exists():  # every rank refuses, not only the one that writes
+            raise ChexbalError(f"{run.run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
+        if run.step.ranks.main:
+            write_run_files(run)
+        distributed.barrier(run.step.ranks)
         return 0, float("nan"), pd.DataFrame()
-    saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device)
+    saved = load_for_resume(run.run_dir, run.cfg, RESUME_KEYS, run.step.device)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
-    history = pd.read_csv(run_dir / "history.csv")
+    history = pd.read_csv(run.run_dir / "history.csv")
     return saved["epoch"], saved["best_val_auc"], history[history["epoch"] <= saved["epoch"]]
 
 
-def write_run_files(run_dir: Path, cfg, data, use_amp: bool, device, init_note: str, ranks, weights) -> None:
+def write_run_files(run: Run) -> None:
     """config.json (settings, what the extra images are, loss weights), split.csv (the real rows and
     their split) and, for arms adding real rows, extra-rows.csv: enough to audit the run from files."""
-    extra = data.extra
+    cfg, data, extra = run.cfg, run.data, run.data.extra
     config = {
         **dataclasses.asdict(cfg),
         "split_seed_used": cfg.splitting_seed(),
-        "amp_enabled": use_amp,
-        "device_used": str(device),
-        "init": init_note,
+        "amp_enabled": run.step.use_amp,
+        "device_used": str(run.step.device),
+        "init": run.init_note,
         "train_images": len(data.train.labels),
         "val_images": len(data.val.labels),
         "test_images": len(data.test.labels),
         "extra_images": extra.record if extra else None,
-        "pos_weight": weights,
+        "pos_weight": data.weights,
         "threads": torch.get_num_threads(),
-        "processes": ranks.world,
+        "processes": run.step.ranks.world,
     }
-    start_run(run_dir, config)
+    start_run(run.run_dir, config)
     split = pd.concat(
         [part.rows[["index", "patient"]].assign(split=name) for name, part in (("train", data.train), ("val", data.val))]
     )
-    files.write_atomic(run_dir / "split.csv", split.to_csv(index=False))
+    files.write_atomic(run.run_dir / "split.csv", split.to_csv(index=False))
     if extra is not None and extra.rows is not None:
-        files.write_atomic(run_dir / "extra-rows.csv", extra.rows.to_csv(index=False))
+        files.write_atomic(run.run_dir / "extra-rows.csv", extra.rows.to_csv(index=False))
 
 
-def score_best_epoch(run_dir: Path, model, data, cfg: TrainConfig, use_amp: bool, device, seconds: float, ranks) -> None:
+def score_best_epoch(run: Run, model, seconds: float) -> None:
     """Score validation and test with the best checkpoint; rank 0 writes predictions and metrics.
     `wall_seconds` covers this process only (a resumed run counts its last session)."""
-    saved = torch.load(run_dir / "best.pt", map_location=device, weights_only=False)
+    step = run.step
+    saved = torch.load(run.run_dir / "best.pt", map_location=step.device, weights_only=False)
     distributed.unwrap(model).load_state_dict(saved["model"])
-    metrics = {"best_epoch": saved["epoch"], "epochs": cfg.epochs}
+    metrics = {"best_epoch": saved["epoch"], "epochs": run.cfg.epochs}
     for name in ("val", "test"):
-        part = getattr(data, name)
-        loss, probs = predict(model, part, cfg.batch_size * 2, use_amp, ranks)
+        part = getattr(run.data, name)
+        loss, probs = predict(model, part, run.cfg.batch_size * 2, step.use_amp, step.ranks)
         aucs = auc_per_class(part.labels.cpu().numpy(), probs)
         metrics[name] = {"loss": loss, "mean_auc": mean_auc(aucs), "auc": aucs}
-        if name == "test" and ranks.main:
-            write_predictions(run_dir / "test-predictions.csv", part.rows, probs)
+        if name == "test" and step.ranks.main:
+            write_predictions(run.run_dir / "test-predictions.csv", part.rows, probs)
     metrics["wall_seconds"] = seconds
-    if ranks.main:
-        files.write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    if step.ranks.main:
+        files.write_atomic(run.run_dir / "metrics.json", json.dumps(metrics, indent=2))
 
 
 def write_predictions(path: Path, rows: pd.DataFrame, probs: np.ndarray) -> None:

@@ -1,0 +1,282 @@
+"""The results on disk, as tables: which runs count, their test AUCs with intervals, the paired
+comparisons with Holm-adjusted p, and what each generator and plan was. No wording, no layout."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from chexbal.analysis.evaluate import delong, format_p, holm
+from chexbal.analysis.stats import SeedBootstrap
+from chexbal.classify.arms import ARMS
+from chexbal.data.dataset import read_index, training_rows
+from chexbal.data.labels import TARGETS
+from chexbal.data.splits import frac_of
+from chexbal.generators import synthetic
+from chexbal.generators.generate import trained_on
+from chexbal.generators.plan import make_plan
+
+ALPHA = 0.05
+# Comparisons beyond "against none": does a generator beat simply repeating the real positives?
+AGAINST_OVERSAMPLE = ("gan", "gan-regimen", "real-extra")
+
+Runs = dict[tuple[float, str], dict[int, Path]]
+
+
+def find_runs(runs_root: Path, dataset: str) -> Runs:
+    """The chosen run per (regimen, arm, seed): the sweep's pick for that seed if recorded, else the
+    finished run of that seed with the best mean validation AUC."""
+    chosen: Runs = {}
+    for arm_dir in sorted((runs_root / dataset).glob("frac-*/*")):
+        if arm_dir.name not in ARMS:
+            continue
+        frac = frac_of(arm_dir.parent.name)
+        by_seed: dict[int, list[tuple[float, Path]]] = {}
+        for metrics in arm_dir.glob("*/metrics.json"):
+            seed = json.loads((metrics.parent / "config.json").read_text())["seed"]
+            auc = json.loads(metrics.read_text())["val"]["mean_auc"]
+            if not math.isnan(auc):
+                by_seed.setdefault(seed, []).append((auc, metrics.parent))
+        picks = {}
+        for seed, finished in by_seed.items():
+            selected = arm_dir / f"selected-seed{seed}.json"
+            # The chosen run sits beside the selection, whatever working directory the sweep ran in.
+            picks[seed] = (
+                arm_dir / Path(json.loads(selected.read_text())["selected"]["run"]).name
+                if selected.exists()
+                else max(finished)[1]
+            )
+        if picks:
+            chosen[(frac, arm_dir.name)] = dict(sorted(picks.items()))
+    return chosen
+
+
+def table1(folder: Path, fracs: list[float], seed: int = 0) -> pd.DataFrame:
+    rows = []
+    for frac in fracs:
+        provenance = synthetic.folder(folder, frac) / "provenance.json"
+        if provenance.exists():
+            plan, status = json.loads(provenance.read_text())["plan"], "generated"
+        else:
+            plan, status = make_plan(training_rows(folder, frac, seed), seed=seed).summary(), "planned only"
+        rows.append(
+            {
+                "regimen": f"{frac:.0%}",
+                "real": plan["real"],
+                **plan["generate"],
+                "augmented": plan["augmented"],
+                **{f"{t} share": f"{plan['share'][t]:.1%}" for t in TARGETS},
+                "synthetic set": status,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def generators_table(folder: Path, fracs: list[float]) -> pd.DataFrame:
+    """What the generator behind each generated set saw: the confound of the `gan` arm, at a glance."""
+    rows = []
+    for frac in fracs:
+        for generator in synthetic.GENERATORS:
+            path = synthetic.folder(folder, frac, generator) / "provenance.json"
+            if not path.exists():
+                continue
+            provenance = json.loads(path.read_text())
+            seen = provenance.get("trained_on") or trained_on(provenance.get("generator", {}))
+            rows.append(
+                {
+                    "regimen": f"{frac:.0%}",
+                    "arm": "gan" if generator == "pool" else "gan-regimen",
+                    "generator trained on regimen": f"{seen.get('frac', float('nan')):.0%}",
+                    "rows": seen.get("rows"),
+                    "patients": seen.get("patients", "—"),
+                    "validation patients excluded": "yes" if seen.get("validation_patients_excluded") else "no",
+                    "images added": provenance["plan"]["augmented"] - provenance["plan"]["real"],
+                    "generator sha256": provenance["checkpoint_sha256"][:12],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def validation_positives(runs: Runs, folder: Path) -> pd.DataFrame:
+    """Per regimen, the validation split's images and positives per target: what model selection
+    had to go on."""
+    index = read_index(folder).set_index("index")
+    rows = []
+    for frac in sorted({f for f, _ in runs}):
+        run = next(run for (f, _), seeds in sorted(runs.items()) if f == frac for run in seeds.values())
+        split = pd.read_csv(run / "split.csv") if (run / "split.csv").exists() else None
+        if split is None:
+            continue
+        val = index.loc[split.loc[split["split"] == "val", "index"]]
+        rows.append(
+            {
+                "regimen": f"{frac:.0%}",
+                "validation images": len(val),
+                "patients": val["patient"].nunique(),
+                **{t: int(val[t].sum()) for t in TARGETS},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+Predictions = dict[float, dict[str, dict[int, pd.DataFrame]]]  # regimen -> arm -> seed -> test predictions
+
+
+def read_predictions(runs: Runs, fracs: list[float]) -> Predictions:
+    """Every run's test predictions, read once for the tables and the appendix."""
+    return {
+        frac: {
+            arm: {seed: pd.read_csv(run / "test-predictions.csv").set_index("index") for seed, run in seeds.items()}
+            for (f, arm), seeds in runs.items()
+            if f == frac
+        }
+        for frac in fracs
+    }
+
+
+def auc_tables(
+    runs: Runs, predictions: Predictions, folder: Path, classes, n_boot: int = 1000
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per regimen, class and arm: mean test AUC over seeds with its interval, the same on test rows
+    whose label is certain, and per seed. Then every comparison (arm against none; generators and
+    real-extra also against oversample), paired by seed, with raw p (Holm comes later, per table)."""
+    raw = pd.read_csv(folder / "raw-labels.csv").set_index("index") if (folder / "raw-labels.csv").exists() else None
+    aucs, comparisons = [], []
+    for frac, by_arm in predictions.items():
+        if not by_arm:
+            continue
+        first = next(iter(next(iter(by_arm.values())).values()))
+        order, patients = first.index, first["patient"].to_numpy()
+        epochs = {arm: _epochs(runs[(frac, arm)]) for arm in by_arm}
+        for name in classes:
+            y = first.loc[order, f"label/{name}"].to_numpy()
+            if y.min() == y.max():
+                continue
+            scores = {
+                arm: {s: p.loc[order, f"prob/{name}"].to_numpy() for s, p in seeds.items()} for arm, seeds in by_arm.items()
+            }
+            boot = SeedBootstrap(y, patients, scores, n_boot)
+            certain = (raw.loc[order, name] != -1).to_numpy() if raw is not None else np.ones(len(y), bool)
+            where = {"regimen": f"{frac:.0%}", "frac": frac, "class": name}
+            for arm in (a for a in ARMS if a in scores):
+                result = boot.arm(arm)
+                certain_auc = np.mean([roc_auc_score(y[certain], v[certain]) for v in scores[arm].values()])
+                aucs.append(_auc_row(where, arm, epochs[arm], result, certain_auc))
+                comparisons += _comparison_rows(where, arm, boot)
+    columns = ["regimen", "frac", "class", "arm", "against", "seeds", "diff", "ci_low", "ci_high", "p"]
+    return pd.DataFrame(aucs), pd.DataFrame(comparisons, columns=columns)
+
+
+def _epochs(seeds: dict[int, Path]) -> str:
+    """The epochs an arm's runs trained for, as recorded by each run ("5", or "5/10" if they differ)."""
+    return "/".join(sorted({str(json.loads((run / "config.json").read_text())["epochs"]) for run in seeds.values()}))
+
+
+def _auc_row(where: dict, arm: str, epochs: str, result, certain_auc: float) -> dict:
+    return {
+        **where,
+        "arm": arm,
+        "seeds": len(result.seeds),
+        "epochs": epochs,
+        "auc": result.mean,
+        "ci_low": result.ci[0],
+        "ci_high": result.ci[1],
+        "auc_certain": certain_auc,
+        **{f"seed {s}": v for s, v in result.per_seed.items()},
+    }
+
+
+def _comparison_rows(where: dict, arm: str, boot: SeedBootstrap) -> list[dict]:
+    """The arm against none, and a generator or real-extra also against oversample."""
+    rows = []
+    for reference in ("none", "oversample"):
+        if arm == reference or (reference == "oversample" and arm not in AGAINST_OVERSAMPLE):
+            continue
+        comparison = boot.compare(arm, reference)
+        if comparison is not None:
+            rows.append(
+                {
+                    **where,
+                    "arm": arm,
+                    "against": reference,
+                    "seeds": len(comparison.seeds),
+                    "diff": comparison.diff,
+                    "ci_low": comparison.ci[0],
+                    "ci_high": comparison.ci[1],
+                    "p": comparison.p,
+                }
+            )
+    return rows
+
+
+def per_seed_tests(predictions: Predictions, classes) -> pd.DataFrame:
+    """Each seed's run against the `none` run of the same seed: the difference in test AUC and
+    Obuchowski's clustered DeLong p (patients as clusters), uncorrected, for the appendix."""
+    rows = []
+    for frac, by_arm in predictions.items():
+        for arm, seeds in by_arm.items():
+            for seed in sorted(set(seeds) & set(by_arm.get("none", {})) if arm != "none" else []):
+                base = by_arm["none"][seed]
+                other = seeds[seed].loc[base.index]
+                for name in classes:
+                    y = base[f"label/{name}"].to_numpy()
+                    if y.min() == y.max():
+                        continue
+                    test = delong(
+                        y, base[f"prob/{name}"].to_numpy(), other[f"prob/{name}"].to_numpy(), base["patient"].to_numpy()
+                    )
+                    rows.append(
+                        {
+                            "regimen": f"{frac:.0%}",
+                            "class": name,
+                            "arm": arm,
+                            "seed": seed,
+                            "Δ from none": round(test["diff"], 3),
+                            "p (clustered DeLong)": format_p(test["p"]),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def with_holm(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Holm-adjusted p over the whole table of comparisons, and the verdict each one earns."""
+    adjusted = holm(comparisons["p"].to_numpy())
+    verdict = np.where(adjusted < ALPHA, np.where(comparisons["diff"] > 0, "helps", "hurts"), "no detectable difference")
+    return comparisons.assign(p_holm=adjusted, verdict=verdict)
+
+
+def first_seed(runs: Runs, frac: float, arm: str) -> Path | None:
+    seeds = runs.get((frac, arm))
+    return next(iter(seeds.values())) if seeds else None
+
+
+def provenance_table(runs: Runs) -> pd.DataFrame:
+    rows = []
+    for (frac, arm), seeds in sorted(runs.items(), key=lambda item: (item[0][0], ARMS.index(item[0][1]))):
+        for run in seeds.values():
+            config = json.loads((run / "config.json").read_text())
+            metrics = json.loads((run / "metrics.json").read_text())
+            rows.append(
+                {
+                    "regimen": f"{frac:.0%}",
+                    "arm": arm,
+                    "seed": config["seed"],
+                    "split seed": config.get("split_seed_used", config["seed"]),
+                    "lr": config["lr"],
+                    "batch": config["batch_size"],
+                    "optimizer": config["optimizer"],
+                    "epochs": config["epochs"],
+                    "best epoch": metrics["best_epoch"],
+                    "train images": config.get("train_images"),
+                    "device": config.get("device_used", "?"),
+                    "init": config.get("init", "?"),
+                    "wall s": round(metrics["wall_seconds"]) if "wall_seconds" in metrics else None,
+                    "run": str(run),
+                }
+            )
+    return pd.DataFrame(rows)

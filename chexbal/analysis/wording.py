@@ -1,0 +1,133 @@
+"""The results in words and display tables: the answer, Table 2's cells, the comparisons as a reader
+sees them. A claim is worded only where the Holm-adjusted p allows it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from chexbal.analysis.evaluate import format_p
+from chexbal.classify.arms import ARMS
+
+GAP = "— (not run)"
+PAPER_ARMS = ("none", "standard", "gan")  # always shown in Table 2; other arms where they ran
+WORDS = {"helps": "better", "hurts": "worse", "no detectable difference": "no detectable difference"}
+
+
+def rows_seen(rows) -> str:
+    """A generator's training rows in words: a count, or the description an older generator carries."""
+    return f"{rows:,} rows" if isinstance(rows, (int, np.integer)) else str(rows)
+
+
+def auc_grid(aucs: pd.DataFrame, comparisons: pd.DataFrame, classes) -> pd.DataFrame:
+    """Table 2's layout: a row per (regimen, class), a column per arm (the paper's three, and every
+    other arm that ran): mean AUC [CI]; Δ from none [CI], Holm-adjusted p."""
+    rows = []
+    versus_none = comparisons[comparisons["against"] == "none"].set_index(["regimen", "class", "arm"])
+    shown = [arm for arm in ARMS if arm in PAPER_ARMS or arm in set(aucs["arm"])]
+    for (regimen, name), group in aucs[aucs["class"].isin(classes)].groupby(["regimen", "class"], sort=False):
+        cells = {"regimen": regimen, "class": name}
+        by_arm = group.set_index("arm")
+        for arm in shown:
+            if arm not in by_arm.index:
+                cells[arm] = GAP
+                continue
+            r = by_arm.loc[arm]
+            cell = f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            if (regimen, name, arm) in versus_none.index:
+                c = versus_none.loc[(regimen, name, arm)]
+                cell += f"; Δ {c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], p {format_p(c['p_holm'])}"
+            cells[arm] = cell
+        rows.append(cells)
+    return pd.DataFrame(rows)
+
+
+def seeds_note(aucs: pd.DataFrame) -> str:
+    """How many seeds stand behind Table 2, in words; a single seed is said plainly."""
+    parts = []
+    for regimen, group in aucs.groupby("regimen", sort=False):
+        low, high = group["seeds"].min(), group["seeds"].max()
+        count = f"{low}" if low == high else f"{low} to {high}"
+        parts.append(f"{regimen}: {count} seed{'s' if high > 1 else ''} per arm")
+    single = (aucs.groupby("regimen")["seeds"].max() < 2).any()
+    caveat = " With a single seed an interval covers test patients only, not seed-to-seed variation." if single else ""
+    return "Seeds: " + "; ".join(parts) + "." + caveat
+
+
+def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    shown = comparisons.assign(
+        **{
+            "Δ [95% CI]": [
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for d, lo, hi in zip(comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"])
+            ],
+            "p": comparisons["p"].map(format_p),
+            "p Holm": comparisons["p_holm"].map(format_p),
+        }
+    )
+    return shown[["regimen", "class", "arm", "against", "seeds", "Δ [95% CI]", "p", "p Holm", "verdict"]]
+
+
+def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFrame, phantom: bool) -> list[str]:
+    """The report's conclusions, worded from the numbers: a claim only where the Holm-adjusted p
+    across seeds is below 0.05."""
+    lines = []
+    if comparisons.empty:
+        lines.append("Only one arm has finished runs: nothing to compare yet.")
+    for regimen, group in comparisons.groupby("regimen", sort=False):
+        at_regimen = aucs[aucs["regimen"] == regimen]
+        seeds = at_regimen.groupby("arm", sort=False)["seeds"].max()
+        seed_note = ", ".join(f"{arm} {n}" for arm, n in seeds.items())
+        seed_note += f"; epochs per run: {', '.join(sorted(set(at_regimen['epochs'])))}"
+        claims = []
+        for (arm, against), rows in group.groupby(["arm", "against"], sort=False):
+            for verdict in ("helps", "hurts"):
+                hit = rows[rows["verdict"] == verdict]
+                if len(hit):
+                    claims.append(
+                        f"`{arm}` {'beats' if verdict == 'helps' else 'is worse than'} `{against}` on "
+                        + ", ".join(
+                            f"{r['class']} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p {format_p(r['p_holm'])})"
+                            for _, r in hit.iterrows()
+                        )
+                    )
+        lines.append(
+            f"**{regimen}** (seeds per arm: {seed_note}). "
+            + ("; ".join(claims) + "." if claims else "No arm differs detectably from `none` or `oversample` on a target.")
+            + " Every other comparison: no detectable difference."
+        )
+        lines += gan_lines(regimen, group)
+        if seeds.max() < 2:
+            lines.append(
+                f"At {regimen} each arm has a single seed: intervals cover test patients only, not the "
+                "seed-to-seed variation, so they understate the uncertainty."
+            )
+    for _, g in generators.iterrows():
+        rows = rows_seen(g["rows"])
+        lines.append(
+            f"At {g['regimen']}, `{g['arm']}` used a generator trained on regimen {g['generator trained on regimen']} "
+            f"({rows}; validation patients excluded: {g['validation patients excluded']})."
+        )
+    lines.append(
+        "Intervals: 95%, resampling training seeds, then test patients (stratified by whether a patient has "
+        "a positive image). p: two-sided, the mean paired difference over its bootstrap standard error; Holm-Bonferroni over "
+        'every comparison in the table. "No detectable difference" is not evidence of equality.'
+    )
+    if phantom:
+        lines.append("These are phantom results: a benchmark of the method, not a clinical finding.")
+    return lines
+
+
+def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
+    """The question itself, per GAN arm: against `oversample` (the same extra images, as repeats of
+    real positives), target by target, whatever the verdict."""
+    lines = []
+    for arm, label in (("gan-regimen", "the fair GAN arm"), ("gan", "the pool generator's arm")):
+        rows = comparisons[(comparisons["arm"] == arm) & (comparisons["against"] == "oversample")]
+        if len(rows):
+            cells = [
+                f"{r['class']} {WORDS[r['verdict']]} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}])"
+                for _, r in rows.iterrows()
+            ]
+            lines.append(f"At {regimen}, `{arm}` ({label}) against `oversample`: " + "; ".join(cells) + ".")
+    return lines
