@@ -28,9 +28,10 @@ $(CHEXBAL): pyproject.toml
 
 install: $(CHEXBAL)  ## create .venv and install chexbal with its test tools
 
-lint: install  ## ruff: lint and formatting check (CI runs it before the tests)
+lint: install  ## ruff (lint and format check) and the layout limits: functions under 60 lines, at most 6 positional parameters
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/check_shape.py
 
 test: install  ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q

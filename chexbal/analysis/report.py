@@ -43,6 +43,7 @@ from chexbal.classify.arms import ARMS
 from chexbal.classify.cam import class_activation_maps
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index, settings
 from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.errors import ChexbalError
 from chexbal.files import write_atomic
 from chexbal.generators import synthetic
 from chexbal.generators.evaluation import quality_table
@@ -119,6 +120,8 @@ def report(
     out_root: Path = Path("reports"),
     n_boot: int = 1000,
 ) -> Path:
+    if n_boot < 100:
+        raise ChexbalError("--n-boot must be at least 100", 2)
     folder = locate(Path(data_dir), dataset)
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 def gan_eval(
     classifier_run: Path,
     checkpoint: Path | None = None,
+    *,
     n: int = 2000,
     seed: int = 0,
     data_dir: Path = Path("data"),
@@ -67,12 +68,12 @@ def gan_eval(
     second_judge: Path | None = None,
     n_boot: int = 200,
 ) -> dict:
+    if n < len(TARGETS) + 1 or n > 100_000:
+        raise ChexbalError("--n must be between 4 and 100000", 2)
     folder = locate(Path(data_dir), dataset)
-    index = read_index(folder)
+    index, model = read_index(folder), load_judge(classifier_run)
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
-    model = load_judge(classifier_run)
-    recorded = settings(folder)
-    checkpoint = Path(checkpoint or SHIPPED)
+    recorded, checkpoint = settings(folder), Path(checkpoint or SHIPPED)
     size = recorded["size"]
     generator, generator_config = load_generator(checkpoint, size, torch.device("cpu"))
     conditions = evaluation_conditions(pool, n, seed)
@@ -80,12 +81,7 @@ def gan_eval(
 
     with bar(disable=quiet) as progress:
         task = progress.add_task("gan-eval", total=5 + phantom + (second_judge is not None), note="generating")
-        fake = np.concatenate(
-            [
-                generate_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i : i + 256])), seed, i, "cpu")
-                for i in range(0, len(conditions), 256)
-            ]
-        )
+        fake = generate_for(generator, conditions, seed)
         progress.update(task, advance=1, note=f"scoring {len(test)} real test images")
         real_images = load_images(folder, test)
         real_features, real_probs = classifier.embed_and_score(model, real_images)
@@ -114,21 +110,41 @@ def gan_eval(
             result["auc_renderer"] = renderer_auc(model, folder, conditions, size, seed)
             progress.update(task, advance=1, note="second judge")
         if second_judge is not None:
-            judge = load_judge(second_judge)
-            _, second_real = classifier.embed_and_score(judge, real_images)
-            _, second_fake = classifier.embed_and_score(judge, fake)
-            result["second_judge"] = {
-                "classifier": str(second_judge),
-                "auc_real_test": auc_per_class(label_matrix(test), second_real),
-                "auc_generated": fidelity_aucs(conditions, second_fake),
-                "fidelity_ci": fidelity_intervals(conditions, second_fake, test, second_real, n_boot, seed),
-                "counterfactual": counterfactual_shift(judge, on_off, n_boot, seed),
-            }
+            result["second_judge"] = judge_again(second_judge, (real_images, test), (fake, conditions), on_off, (n_boot, seed))
             progress.update(task, advance=1, note="")
     if out is not None:
-        files.write_atomic(Path(out), json.dumps(result, indent=2))
-        files.write_atomic(per_image_path(Path(out)), per_image_table(conditions, fake_probs).to_csv(index=False))
+        write_result(Path(out), result, per_image_table(conditions, fake_probs))
     return result
+
+
+def write_result(out: Path, result: dict, per_image: pd.DataFrame) -> None:
+    """gan-eval.json and, beside it, each generated image's scores."""
+    files.write_atomic(out, json.dumps(result, indent=2))
+    files.write_atomic(per_image_path(out), per_image.to_csv(index=False))
+
+
+def generate_for(generator, conditions: pd.DataFrame, seed: int) -> np.ndarray:
+    """The generator's images for the evaluation's label vectors, 256 at a time on the CPU."""
+    blocks = range(0, len(conditions), 256)
+    return np.concatenate(
+        [generate_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i : i + 256])), seed, i, "cpu") for i in blocks]
+    )
+
+
+def judge_again(run: Path, real: tuple, generated: tuple, on_off, boot: tuple[int, int]) -> dict:
+    """The same scores from a second judge (another `none` run): a verdict one judge's quirks made
+    would not survive it. `real` and `generated` are (images, their label table)."""
+    judge = load_judge(run)
+    (real_images, test), (fake, conditions), (n_boot, seed) = real, generated, boot
+    _, second_real = classifier.embed_and_score(judge, real_images)
+    _, second_fake = classifier.embed_and_score(judge, fake)
+    return {
+        "classifier": str(run),
+        "auc_real_test": auc_per_class(label_matrix(test), second_real),
+        "auc_generated": fidelity_aucs(conditions, second_fake),
+        "fidelity_ci": fidelity_intervals(conditions, second_fake, test, second_real, n_boot, seed),
+        "counterfactual": counterfactual_shift(judge, on_off, n_boot, seed),
+    }
 
 
 def load_judge(run: Path):

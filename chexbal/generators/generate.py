@@ -51,6 +51,7 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
 def generate(
     frac: float,
     checkpoint: Path | None = None,
+    *,
     seed: int = 0,
     share: float = SHARE,
     data_dir: Path = Path("data"),
@@ -94,7 +95,7 @@ def generate(
     blocks = store.missing_blocks(images, len(labels))
     with bar(disable=quiet or not blocks) as progress:
         task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
-        fill(images, blocks, net, vectors, seed, torch_device, lambda: progress.update(task, advance=1))
+        fill(images, blocks, net, vectors, seed, torch_device, advance=lambda: progress.update(task, advance=1))
     store.mark_complete(images, len(labels))
     files.write_atomic(where / "labels.csv", labels.to_csv(index=False))
     files.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
@@ -117,7 +118,9 @@ def trained_on(config: dict) -> dict:
     }
 
 
-def fill(images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device, advance=lambda: None) -> None:
+def fill(
+    images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device, *, advance=lambda: None
+) -> None:
     """Generate and write `blocks`; Zarr compresses and writes each block in a second thread while
     the next one is generated."""
     with ThreadPoolExecutor(1) as writer:

@@ -208,7 +208,12 @@ def _lung_findings(u, v, a, place, sign, lungs) -> np.ndarray:
     cx, cy = side * a["lung_x"], -0.05
     if sign["Lung Lesion"]:
         px, py = _in_lung(a, side, place["lesion"])
-        out += 0.2 * CONTRAST["Lung Lesion"] * sign["Lung Lesion"] * _soft_ellipse(u, v, px, py, LESION_RADIUS, LESION_RADIUS, 4)
+        out += (
+            0.2
+            * CONTRAST["Lung Lesion"]
+            * sign["Lung Lesion"]
+            * _soft_ellipse(u, v, px, py, LESION_RADIUS, LESION_RADIUS, sharpness=4)
+        )
     if sign["Lung Opacity"]:
         px, py = _in_lung(a, side, place["opacity"])
         out += 0.14 * sign["Lung Opacity"] * _blob(u, v, px, py, 0.22) * lung
@@ -275,7 +280,7 @@ def _in_lung(a, side: int, point) -> tuple[float, float]:
     return side * a["lung_x"] + radius * a["lung_w"] * np.cos(angle), -0.05 + radius * a["lung_h"] * np.sin(angle)
 
 
-def _soft_ellipse(u, v, cx, cy, rx, ry, sharpness: float = 12.0) -> np.ndarray:
+def _soft_ellipse(u, v, cx, cy, rx, ry, *, sharpness: float = 12.0) -> np.ndarray:
     r = np.sqrt(((u - cx) / rx) ** 2 + ((v - cy) / ry) ** 2)
     return _step(1 - r, sharpness)
 

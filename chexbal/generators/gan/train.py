@@ -122,7 +122,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
     nets = {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
-    start, losses = start_or_resume(run_dir, cfg, nets, resume, device, size, pool)
+    start, losses = start_or_resume(run_dir, cfg, nets, resume, device, size=size, rows=pool)
     fixed = grid_conditions(pool, cfg.z_dim)
     rows = BalancedRows(pool, cfg.target_share)
     denied = [PATHOLOGIES.index(name) for name in cfg.negatives]
@@ -132,7 +132,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
         for step in range(start, cfg.steps):
             rng = stream(cfg.seed, step)  # resumable: one stream per step
             d_loss, c_loss, g_loss = train_step(
-                nets, images, labels, rows, cfg, rng, denied if step >= cfg.negatives_from else []
+                nets, images, labels, rows, cfg, rng, denied=denied if step >= cfg.negatives_from else []
             )
             update_ema(G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
             if step % 50 == 0 or step == cfg.steps - 1:
@@ -142,7 +142,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
             if done % cfg.sample_every == 0 or done == cfg.steps:
                 write_samples(G_ema, fixed, run_dir / "samples" / f"step-{done:06d}.png")
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                checkpoint(run_dir, cfg, nets, done, size, losses, seen)
+                checkpoint(run_dir, cfg, nets, done, size=size, losses=losses, seen=seen)
             progress.update(task, advance=1)
     return run_dir
 
@@ -171,7 +171,7 @@ class BalancedRows:
 
 
 def train_step(
-    nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator, denied: list[int]
+    nets, images, labels, rows: BalancedRows, cfg: GanConfig, rng: torch.Generator, *, denied: list[int]
 ) -> tuple[float, float, float]:
     """One update of D (hinge), of the label classifier C and of G (both their verdicts).
 
@@ -277,7 +277,7 @@ def generator_config(cfg: GanConfig, size: int, steps: int, seen: dict) -> dict:
     }
 
 
-def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses: list[dict], seen: dict) -> None:
+def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, *, size: int, losses: list[dict], seen: dict) -> None:
     state = {k: v.state_dict() for k, v in nets.items()}
     save({**state, "step": step, "config": dataclasses.asdict(cfg)}, run_dir / "last.pt")
     # The shipped file: EMA weights in half precision (a few MB), rebuilt from its config alone.
@@ -288,7 +288,7 @@ def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, size: int, losses
     files.write_atomic(run_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
 
 
-def start_or_resume(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, size: int, rows: pd.DataFrame):
+def start_or_resume(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, *, size: int, rows: pd.DataFrame):
     if not resume:
         start_run(run_dir, {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)})
         files.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
