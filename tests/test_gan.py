@@ -227,7 +227,7 @@ def test_the_generator_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
         dataset="planted",
         run_dir=str(tmp_path / "gan"),
     )
-    generator, _ = load_generator(train_gan(cfg, quiet=True) / "generator.pt", 32, torch.device("cpu"))
+    generator, _ = load_generator(train_gan(cfg, quiet=True) / "generator.pt", {"size": 32}, torch.device("cpu"))
     y = torch.zeros(64, len(PATHOLOGIES))
     y[:, PATHOLOGIES.index("Lung Lesion")] = 1
     with_sign = y.clone()

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -8,6 +11,7 @@ from chexbal.cli import app
 from chexbal.data.dataset import load_images, read_index, read_subset
 from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.sources import phantom
+from chexbal.errors import ChexbalError
 
 PATH = "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"
 
@@ -28,8 +32,10 @@ def test_rendering_is_deterministic_per_row_and_seed():
 
 
 @pytest.mark.parametrize("finding", PATHOLOGIES[1:])
-def test_each_finding_has_a_sign_and_uncertain_is_weaker(finding):
-    """Positive changes the image more than uncertain, which changes it more than absent."""
+def test_each_finding_has_a_sign_and_uncertain_is_weaker(finding, monkeypatch):
+    """Positive changes the image more than uncertain, which changes it more than absent (every
+    label shown, so the label noise does not hide a sign)."""
+    monkeypatch.setitem(phantom.SHOWN, finding, (1.0, 1.0, 0.0))
     diffs = {}
     for value in (1, -1):
         changes = []
@@ -54,3 +60,72 @@ def test_phantom_prepare_through_the_cli(tmp_path):
     assert 0.04 < (index["split"] == "test").mean() < 0.06
     info = CliRunner().invoke(app, ["info", "phantom-32", "--data-dir", str(tmp_path)])
     assert info.exit_code == 0 and "Pleural Other" in info.output and "frac-0.001" in info.output
+
+
+def test_the_label_noise_rates_are_honoured_on_a_large_render(monkeypatch):
+    """Over many rows, the share showing each target's sign is its SHOWN rate per raw label, within
+    four binomial standard errors."""
+    n = 2000
+    for target in ("Lung Lesion", "Pleural Other", "Fracture"):
+        for value, rate in zip((1, -1, 0), phantom.SHOWN[target]):
+            paths = [f"CheXpert-v1.0-small/train/patient{k:05d}/study1/view1_frontal.jpg" for k in range(n)]
+            drawn = phantom.signs(paths, np.tile(labels(**{target: value}), (n, 1)), 64, 0)[f"drawn {target}"]
+            tolerance = 4 * np.sqrt(max(rate * (1 - rate), 1 / n) / n)
+            assert abs(drawn.mean() - rate) <= tolerance, (target, value, drawn.mean(), rate)
+
+
+def test_the_oracle_ceiling_is_the_drawn_indicators_auc_by_hand():
+    from chexbal.analysis.oracle import oracle_ceiling
+
+    # 4 positives (3 drawn), 6 negatives (1 drawn): AUC = P(drawn pos > drawn neg) + ties / 2
+    y = [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    drawn = [1, 1, 1, 0, 1, 0, 0, 0, 0, 0]
+    rows = pd.DataFrame({"index": range(10), **{name: 0 for name in PATHOLOGIES}})
+    rows["Fracture"] = y
+    signs = pd.DataFrame({"drawn Fracture": drawn}, index=pd.Index(range(10), name="index"))
+    pairs = [(p, q) for p in range(4) for q in range(4, 10)]
+    by_hand = sum(1.0 if drawn[p] > drawn[q] else 0.5 if drawn[p] == drawn[q] else 0.0 for p, q in pairs) / len(pairs)
+    assert oracle_ceiling(rows, signs)["Fracture"] == pytest.approx(by_hand)  # (3*5 + 0.5*(3*1 + 1*5)) / 24
+
+
+@pytest.mark.parametrize("target", ["Lung Lesion", "Pleural Other", "Fracture"])
+def test_signs_agree_with_the_pixels(target):
+    """Where signs.csv says a sign was drawn, hiding it changes the image inside its box and almost
+    nowhere else; where it says none was drawn, hiding changes nothing."""
+    raw = labels(**{target: 1})
+    checked = 0
+    for k in range(12):
+        path = PATH.replace("00001", f"{k:05d}")
+        row = phantom.signs([path], raw[None], 64, 0).iloc[0]
+        shown = phantom.render(path, raw, 64, 0).astype(int)
+        hidden = phantom.render(path, raw, 64, 0, hidden=(target,)).astype(int)
+        change = np.abs(shown - hidden)
+        if not row[f"drawn {target}"]:
+            assert change.sum() == 0
+            continue
+        x0, y0, x1, y1 = (row[f"{target} {corner}"] for corner in ("x0", "y0", "x1", "y1"))
+        inside = np.zeros(change.shape, bool)
+        inside[max(0, int(np.floor(y0))) : int(np.ceil(y1)) + 1, max(0, int(np.floor(x0))) : int(np.ceil(x1)) + 1] = True
+        assert change[inside].sum() > 100 and change[~inside].sum() < 0.02 * change[inside].sum()
+        checked += 1
+    assert checked >= 4
+
+
+def test_a_dataset_from_another_renderer_version_is_refused(tmp_path):
+    from chexbal.data import store
+    from chexbal.data.dataset import open_images
+
+    folder = tmp_path / "phantom-64"
+    store.open_or_create(folder / "images.zarr", 4, 16, {"source": "phantom", "renderer_version": phantom.RENDERER_VERSION - 1})
+    with pytest.raises(ChexbalError, match="renderer_version 1, this chexbal has 2: delete .* `chexbal prepare` again"):
+        open_images(folder, 0)
+
+
+def test_a_generator_that_learnt_another_renderer_version_is_refused():
+    from chexbal.generators.generate import check_renderer
+
+    dataset = {"source": "phantom", "renderer_version": phantom.RENDERER_VERSION}
+    with pytest.raises(ChexbalError, match="learnt from phantom renderer version 1.*retrain it"):
+        check_renderer(Path("old.pt"), {"dataset": "phantom-64"}, dataset)  # written before versions were recorded
+    check_renderer(Path("new.pt"), {"trained_on": {"renderer_version": phantom.RENDERER_VERSION}}, dataset)
+    check_renderer(Path("any.pt"), {}, {"source": "chexpert"})  # real images have no renderer

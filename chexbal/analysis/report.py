@@ -30,6 +30,7 @@ from chexbal.analysis.results import (
     find_runs,
     first_seed,
     generators_table,
+    oracle_table,
     per_seed_tests,
     provenance_table,
     read_predictions,
@@ -183,6 +184,7 @@ def table_blocks(folder: Path, fracs: list[float], runs: Runs, results: tuple, g
         blocks += [
             ("table", auc_grid(aucs, comparisons, TARGETS)),
             ("p", seeds_note(aucs)),
+            *oracle_blocks(folder),
             ("h2", "Comparisons"),
             ("table", comparisons_table(comparisons)),
             ("h2", "Validation positives per regimen"),
@@ -192,6 +194,20 @@ def table_blocks(folder: Path, fracs: list[float], runs: Runs, results: tuple, g
     if untrained:
         blocks.append(("p", f"Regimens prepared but with no finished run (gap): {', '.join(untrained)}."))
     return blocks
+
+
+def oracle_blocks(folder: Path) -> list:
+    ceilings = oracle_table(folder)
+    if ceilings.empty:
+        return []
+    return [
+        (
+            "p",
+            "The phantom's labels are noisy, as CheXpert's are: some positives show no sign, a few negatives "
+            "show one. A perfect detector of the drawn signs (signs.csv) would score at most:",
+        ),
+        ("table", ceilings),
+    ]
 
 
 def figure_sections(folder: Path, runs: Runs, fracs: list[float], out: Path) -> list:

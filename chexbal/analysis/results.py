@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from chexbal.analysis.evaluate import delong, format_p, holm
+from chexbal.analysis.oracle import oracle_ceiling, read_signs
 from chexbal.analysis.stats import SeedBootstrap
 from chexbal.classify.arms import ARMS
 from chexbal.data.dataset import read_index, training_rows
@@ -280,3 +281,14 @@ def provenance_table(runs: Runs) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def oracle_table(folder: Path) -> pd.DataFrame:
+    """Per target, the test AUC a perfect detector of the drawn signs reaches against the labels:
+    the ceiling the phantom's label noise sets (empty for a source that records no signs)."""
+    signs = read_signs(folder)
+    if signs is None:
+        return pd.DataFrame()
+    index = read_index(folder)
+    ceiling = oracle_ceiling(index[index["split"] == "test"], signs)
+    return pd.DataFrame([{"target": t, "oracle ceiling (test)": round(ceiling[t], 3)} for t in TARGETS])

@@ -75,7 +75,7 @@ def gan_eval(
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
     recorded, checkpoint = settings(folder), Path(checkpoint or SHIPPED)
     size = recorded["size"]
-    generator, generator_config = load_generator(checkpoint, size, torch.device("cpu"))
+    generator, generator_config = load_generator(checkpoint, recorded, torch.device("cpu"))
     conditions = evaluation_conditions(pool, n, seed)
     phantom = recorded.get("source") == "phantom"
 

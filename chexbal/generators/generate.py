@@ -30,8 +30,10 @@ from chexbal.seeds import stream
 SHIPPED = Path(__file__).parents[1] / "weights" / "phantom-64-generator.pt"
 
 
-def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generator, dict]:
-    """A generator rebuilt from its checkpoint's config, refused if it does not fit the dataset."""
+def load_generator(path: Path, dataset_settings: dict, device: torch.device) -> tuple[Generator, dict]:
+    """A generator rebuilt from its checkpoint's config, refused if it does not fit the dataset
+    (its recorded settings: size, and for a phantom the renderer version)."""
+    size = dataset_settings["size"]
     if not path.is_file():
         raise ChexbalError(f"generator checkpoint {path} not found: train one with `chexbal train-gan`")
     try:
@@ -43,9 +45,23 @@ def load_generator(path: Path, size: int, device: torch.device) -> tuple[Generat
         raise ChexbalError(f"{path} was trained on another label set ({config.get('labels')}), not CheXpert's 14 in CSV order")
     if config.get("size") != size:
         raise ChexbalError(f"{path} makes {config.get('size')} px images, but the dataset holds {size} px images")
+    check_renderer(path, config, dataset_settings)
     generator = Generator(config["size"], config["z_dim"], config["base"])
     generator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
     return generator.to(device).eval(), config
+
+
+def check_renderer(path: Path, config: dict, dataset_settings: dict) -> None:
+    """A phantom generator draws the signs of the renderer whose images it learnt from: refuse one
+    made on another version (generators written before versions were recorded learnt version 1)."""
+    if dataset_settings.get("source") != "phantom":
+        return
+    made = (config.get("trained_on") or {}).get("renderer_version", 1)
+    if made != dataset_settings.get("renderer_version"):
+        raise ChexbalError(
+            f"{path} learnt from phantom renderer version {made}, the dataset is drawn by version "
+            f"{dataset_settings.get('renderer_version')}: it draws other signs; retrain it (`make generator` or `chexbal train-gan`)"
+        )
 
 
 def generate(
@@ -66,10 +82,11 @@ def generate(
     if generator not in synthetic.GENERATORS:
         raise ChexbalError(f"--generator must be one of {', '.join(synthetic.GENERATORS)}, not {generator!r}", 2)
     folder = locate(Path(data_dir), dataset)
-    size = settings(folder)["size"]
+    dataset_settings = settings(folder)
+    size = dataset_settings["size"]
     checkpoint = Path(checkpoint or default_checkpoint(generator, dataset, frac))
     torch_device = pick_device(device)
-    net, generator_config = load_generator(checkpoint, size, torch_device)
+    net, generator_config = load_generator(checkpoint, dataset_settings, torch_device)
     seen = trained_on(generator_config)
     if generator == "regimen" and (seen.get("frac"), seen.get("split_seed")) != (frac, seed):
         raise ChexbalError(

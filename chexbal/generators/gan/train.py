@@ -27,7 +27,7 @@ from PIL import Image
 
 from chexbal import files
 from chexbal.checkpoint import load_for_resume, save, start_run
-from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, training_rows
+from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
 from chexbal.data.splits import check_frac, frac_name
 from chexbal.devices import pick_device
@@ -104,7 +104,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     device = pick_device(cfg.device)
     pool = training_rows(folder, cfg.frac, cfg.split_seed)
-    seen = trained_on(cfg, pool)
+    seen = trained_on(cfg, pool, settings(folder))
     images = torch.from_numpy(load_images(folder, pool)).to(device)
     labels = torch.from_numpy(label_matrix(pool)).to(device)
     size = images.shape[-1]
@@ -246,9 +246,12 @@ def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
         Image.fromarray(grid).save(tmp, format="PNG")
 
 
-def trained_on(cfg: GanConfig, rows: pd.DataFrame) -> dict:
-    """What a generator saw, recorded in its checkpoint and generator.json."""
+def trained_on(cfg: GanConfig, rows: pd.DataFrame, dataset_settings: dict) -> dict:
+    """What a generator saw, recorded in its checkpoint and generator.json (with, for a phantom, the
+    renderer version that drew its images)."""
+    version = {"renderer_version": dataset_settings["renderer_version"]} if "renderer_version" in dataset_settings else {}
     return {
+        **version,
         "dataset": cfg.dataset,
         "frac": cfg.frac,
         "split_seed": cfg.split_seed,
