@@ -12,8 +12,6 @@ DEMO_RUNS := runs/demo
 DEMO_RUN := --lr 0.001 --batch-size 32 --optimizer adam --epochs $(DEMO_EPOCHS) --split-seed 0 --runs $(DEMO_RUNS)
 GAN_STEPS ?= 5250
 DATA ?=
-FRACS ?= 0.01 0.1 0.5 1
-REAL := chexpert-224
 
 .PHONY: help install lint test test-fast demo experiment generator reproduce bench clean-runs
 
@@ -52,8 +50,8 @@ demo: install  ## the main job: phantom data, shipped generator, none/standard/o
 demo-arm-%: install
 	OMP_NUM_THREADS=1 $(CHEXBAL) sweep --frac $(DEMO_FRAC) --aug $* $(DEMO_RUN)
 
-experiment: install  ## the fair phantom experiment: every arm at 1% (5 seeds), six at 10% (3 seeds); resumable; publishes docs/experiment/
-	$(BIN)/python scripts/experiment.py
+experiment: install  ## the fair phantom experiment (experiments/phantom.toml); resumable; publishes docs/experiment/
+	$(CHEXBAL) experiment experiments/phantom.toml
 
 generator: install  ## retrain the shipped phantom generator (this 2-core CPU: about 90 min)
 	$(CHEXBAL) prepare --frac 1
@@ -61,15 +59,9 @@ generator: install  ## retrain the shipped phantom generator (this 2-core CPU: a
 	  --run-dir runs/gan/phantom-64/frac-1 $(if $(wildcard runs/gan/phantom-64/frac-1/last.pt),--resume)
 	cp runs/gan/phantom-64/frac-1/generator.pt chexbal/weights/phantom-64-generator.pt
 
-reproduce: install  ## the paper's protocol on real data: make reproduce DATA=/path/to/CheXpert-v1.0-small (GPUs)
+reproduce: install  ## the fair protocol on real CheXpert (experiments/chexpert.toml, GPUs): make reproduce DATA=/path/to/CheXpert-v1.0-small
 	@test -n "$(DATA)" || { echo "usage: make reproduce DATA=/path/to/CheXpert-v1.0-small"; exit 2; }
-	for f in $(FRACS); do $(CHEXBAL) prepare --source chexpert --root "$(DATA)" --frac $$f --dataset $(REAL) || exit 1; done
-	$(CHEXBAL) train-gan --dataset $(REAL) --frac 1 --steps 50000 --batch-size 32 --base 16 $(if $(wildcard runs/gan/$(REAL)/frac-1/last.pt),--resume)
-	for f in $(FRACS); do \
-	  $(CHEXBAL) generate --dataset $(REAL) --frac $$f --checkpoint runs/gan/$(REAL)/frac-1/generator.pt || exit 1; \
-	  for aug in none standard gan; do $(CHEXBAL) sweep --dataset $(REAL) --frac $$f --aug $$aug --weights imagenet || exit 1; done; \
-	done
-	$(CHEXBAL) report --name chexpert --dataset $(REAL)
+	$(CHEXBAL) experiment experiments/chexpert.toml --root "$(DATA)"
 
 bench: install  ## the speed benchmarks (each ends with `ratio <value>`)
 	$(BIN)/python scripts/bench_prepare.py

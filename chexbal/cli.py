@@ -366,5 +366,30 @@ def report(
     console.print(f"report written to {folder / 'report.html'} (and report.md)")
 
 
+@app.command()
+@user_errors
+def experiment(
+    plan: Annotated[Path, typer.Argument(help="Plan file, e.g. experiments/phantom.toml.")],
+    *,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the plan, list its tasks and their time; run nothing.")
+    ] = False,
+    launcher: Annotated[str, typer.Option(help="local (processes on this machine) or slurm (submitit job arrays).")] = "local",
+    parallel: Annotated[Optional[int], typer.Option(help="local: tasks at once.", show_default="2, or 2 per GPU")] = None,
+    publish_only: Annotated[
+        bool, typer.Option("--publish-only", help="Report what is done and publish it; run nothing.")
+    ] = False,
+    root: Annotated[Optional[Path], typer.Option(help="The dataset's folder, overriding the plan's dataset.root.")] = None,
+) -> None:
+    """The fair protocol of a plan file: every regimen, arm and seed, resumable, then the published report."""
+    from chexbal.experiment.run import Options
+    from chexbal.experiment.run import experiment as run
+
+    options = Options(dry_run=dry_run, launcher=launcher, parallel=parallel, publish_only=publish_only, root=root)
+    left = run(plan, options, command=" ".join(["chexbal", *sys.argv[1:]]))
+    if left:
+        raise ChexbalError(f"{len(left)} tasks did not finish ({', '.join(left[:3])}…): see their logs, fix, and run again")
+
+
 if __name__ == "__main__":
     app()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU numbers in one go, inside a time budget: the 224 px training benchmark, then the phantom
-# experiment's 10% part (every arm, 3 seeds) on the GPU, then its report. Whatever is unfinished at
+# experiment (`chexbal experiment experiments/phantom.toml`, resuming whatever is already done) on
+# the GPU, then its report. Whatever is unfinished at
 # the deadline is left out (the report marks the gaps); everything lands in $OUT as at most 8 files.
 #
 #     OUT=gpu-out BUDGET=540 bash scripts/gpu_numbers.sh
@@ -36,17 +37,14 @@ sha256sum data/phantom-64/index.csv
 python3 -m chexbal.cli prepare --frac 0.1 --workers "$(nproc)" || exit 1
 sha256sum data/phantom-64/subsets/frac-0.1.csv
 
-ARGS=(--fracs 0.1 --seeds-10 3 --arms-10 none,oversample,weighted,gan,gan-regimen,real-extra,affine,standard
-      --parallel "$PARALLEL" --publish-to "$OUT/report")
 left=$((BUDGET - SECONDS - 110)) # keep time for the copies and the report
 say "experiment, ${left}s left for it"
-timeout -s TERM "$left" python3 scripts/experiment.py "${ARGS[@]}"
+timeout -s TERM "$left" python3 -m chexbal.cli experiment experiments/phantom.toml --parallel "$PARALLEL"
 say "packing the runs (the report can be remade from them)"
-runs() { find runs/phantom-64/frac-0.1 -path "*seed$1/*" ! -name "*.pt"; }
-for seed in 0 1 2; do runs $seed | tar czf "$OUT/runs-seed$seed.tar.gz" -T -; done
+find runs/phantom-64 ! -name "*.pt" -type f | tar czf "$OUT/runs.tar.gz" -T -
 tar czf "$OUT/gan-and-logs.tar.gz" --exclude=last.pt runs/gan runs/experiment data/phantom-64/synthetic/*/provenance.json
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
 say "report of what finished"
-python3 scripts/experiment.py "${ARGS[@]}" --publish-only && tar czf "$OUT/report.tar.gz" -C "$OUT" report && rm -rf "$OUT/report"
+python3 -m chexbal.cli experiment experiments/phantom.toml --publish-only && tar czf "$OUT/report.tar.gz" docs/experiment
 ls -la "$OUT"
 say "done"

@@ -16,7 +16,7 @@ from chexbal.classify import train as train_module
 from chexbal.classify.train import TrainConfig, train
 from chexbal.classify.training_set import Split, load_data
 from chexbal.data.dataset import read_index, read_subset
-from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
 from chexbal.data.splits import train_val_split
 from chexbal.errors import ChexbalError
 from chexbal.generators.gan.train import GanConfig, train_gan
@@ -110,7 +110,7 @@ def test_a_run_records_its_split_extras_and_weights(rare):
     run = train(config(rare, aug="weighted", run_dir=str(rare / "runs" / "weighted")), quiet=True)
     recorded = json.loads((run / "config.json").read_text())
     _, train_rows, val_rows = regimen(rare)
-    assert recorded["pos_weight"] == arms.positive_weights(train_module.label_matrix(train_rows))
+    assert recorded["pos_weight"] == arms.positive_weights(label_matrix(train_rows))
     split = pd.read_csv(run / "split.csv")
     assert set(split.loc[split["split"] == "train", "index"]) == set(train_rows["index"])
     assert set(split.loc[split["split"] == "val", "patient"]) == set(val_rows["patient"])

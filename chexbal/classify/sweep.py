@@ -141,6 +141,11 @@ def run_one(cfg: TrainConfig, quiet: bool = True) -> str:
     return str(train(cfg, resume=resume, quiet=quiet))
 
 
+def selection_path(cfg: TrainConfig) -> Path:
+    """Where a sweep records the validation pick of `cfg`'s seed: beside the runs of its arm."""
+    return cfg.default_run_dir().parent / f"selected-seed{cfg.seed}.json"
+
+
 def select(configs: list[TrainConfig]) -> Path:
     candidates = []
     for cfg in configs:
@@ -158,6 +163,6 @@ def select(configs: list[TrainConfig]) -> Path:
     if not scored:
         raise ChexbalError("no run of the sweep has a validation AUC (validation too small?)")
     best = max(scored, key=lambda c: c["val_mean_auc"])
-    path = Path(configs[0].run_dir).parent / f"selected-seed{configs[0].seed}.json"
+    path = selection_path(configs[0])
     files.write_atomic(path, json.dumps({"selected": best, "candidates": candidates}, indent=2))
     return path

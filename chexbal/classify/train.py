@@ -31,6 +31,7 @@ from chexbal.data.splits import check_frac, frac_name
 from chexbal.devices import amp_enabled, pick_device
 from chexbal.errors import ChexbalError
 from chexbal.progress import bar
+from chexbal.provenance import provenance
 from chexbal.seeds import stream
 
 OPTIMIZERS = ("sgd", "adam")
@@ -300,6 +301,7 @@ def write_run_files(run: Run) -> None:
         "pos_weight": data.weights,
         "threads": torch.get_num_threads(),
         "processes": run.step.ranks.world,
+        "provenance": provenance(),
     }
     start_run(run.run_dir, config)
     split = pd.concat(

@@ -26,8 +26,13 @@ def read_index(folder: Path) -> pd.DataFrame:
     return _read_table(folder / "index.csv")
 
 
+def subset_path(folder: Path, frac: float) -> Path:
+    """A regimen's manifest, written last by `prepare`: its presence means the regimen is prepared."""
+    return Path(folder) / "subsets" / f"{frac_name(check_frac(frac))}.csv"
+
+
 def read_subset(folder: Path, frac: float) -> pd.DataFrame:
-    path = folder / "subsets" / f"{frac_name(check_frac(frac))}.csv"
+    path = subset_path(folder, frac)
     if not path.is_file():
         raise ChexbalError(f"{folder.name} has no regimen {frac:g}: run `chexbal prepare --frac {frac:g}` first")
     return _read_table(path)

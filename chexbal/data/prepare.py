@@ -16,10 +16,11 @@ import pandas as pd
 
 from chexbal import files
 from chexbal.data import sources, store
+from chexbal.data.dataset import subset_path
 from chexbal.data.labels import PATHOLOGIES, apply_policy
 from chexbal.data.sources import phantom
 from chexbal.data.sources.base import Source
-from chexbal.data.splits import check_frac, frac_name, order_rows, patient_of, regimen_length
+from chexbal.data.splits import check_frac, order_rows, patient_of, regimen_length
 from chexbal.errors import ChexbalError
 from chexbal.progress import bar
 from chexbal.workers import pool as worker_pool
@@ -86,7 +87,7 @@ def prepare(
     skipped = _read_skipped(out)
     subset = index.iloc[:n_rows]
     subset = subset[~subset["index"].isin(skipped["index"])]
-    files.write_atomic(out / "subsets" / f"{frac_name(frac)}.csv", subset.to_csv(index=False))
+    files.write_atomic(subset_path(out, frac), subset.to_csv(index=False))
     return out
 
 

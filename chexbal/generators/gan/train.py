@@ -35,6 +35,7 @@ from chexbal.errors import ChexbalError
 from chexbal.generators.gan.diffaugment import diff_augment
 from chexbal.generators.gan.nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
 from chexbal.progress import bar
+from chexbal.provenance import provenance
 from chexbal.seeds import stream
 
 
@@ -115,13 +116,8 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
 
     torch.manual_seed(cfg.seed)
-    G, D = Generator(size, cfg.z_dim, cfg.base).to(device), Discriminator(size, cfg.base).to(device)
-    C = LabelClassifier(size, cfg.base).to(device)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
-    opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
-    nets = {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
+    nets = build_nets(cfg, size, device)
+    G, G_ema = nets["G"], nets["G_ema"]
     start, losses = start_or_resume(run_dir, cfg, nets, resume, device, size=size, rows=pool)
     fixed = grid_conditions(pool, cfg.z_dim)
     rows = BalancedRows(pool, cfg.target_share)
@@ -145,6 +141,17 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
                 checkpoint(run_dir, cfg, nets, done, size=size, losses=losses, seen=seen)
             progress.update(task, advance=1)
     return run_dir
+
+
+def build_nets(cfg: GanConfig, size: int, device) -> dict:
+    """G, D, the label classifier C, the EMA generator and their optimizers, as a checkpoint holds them."""
+    G, D = Generator(size, cfg.z_dim, cfg.base).to(device), Discriminator(size, cfg.base).to(device)
+    C = LabelClassifier(size, cfg.base).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
+    return {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
 
 
 class BalancedRows:
@@ -293,7 +300,8 @@ def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, *, size: int, los
 
 def start_or_resume(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, *, size: int, rows: pd.DataFrame):
     if not resume:
-        start_run(run_dir, {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)})
+        settings = {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)}
+        start_run(run_dir, {**settings, "provenance": provenance()})
         files.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
         return 0, []
     saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device, parts=tuple(nets))

@@ -1,0 +1,112 @@
+"""How long a plan takes on this machine, from a few seconds of measured throughput here.
+
+Each kind of task is timed for a couple of steps at the plan's size, on the device and with the
+threads its processes will have (one thread per process on a CPU), after a warm-up step: images
+rendered or decoded per second, DenseNet-121 training and scoring images per second, GAN steps per
+second, generated images per second. A task's estimate is its work over its rate. The estimate
+leaves out the report, whose time grows with the runs, and a GPU shared by several processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from chexbal.classify import classifier
+from chexbal.classify.train import Step, TrainConfig, make_optimizer, train_epoch
+from chexbal.classify.training_set import Split
+from chexbal.data import sources
+from chexbal.data.labels import PATHOLOGIES
+from chexbal.data.prepare import index_table
+from chexbal.data.splits import VALIDATION_SHARE, order_rows, regimen_length
+from chexbal.devices import amp_enabled, pick_device
+from chexbal.experiment.plan import Plan
+from chexbal.experiment.tasks import Task
+from chexbal.generators.gan.train import BalancedRows, GanConfig, build_nets, train_step
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    prepare: float  # images rendered or decoded per second
+    train: float  # training images per second, one process
+    score: float  # images scored per second
+    gan_step: float  # GAN steps per second
+    generate: float  # generated images per second
+
+    def seconds(self, task: Task, test_images: int) -> float:
+        if task.kind == "train":  # plus validation each epoch (about 6% of the rows) and the test set
+            return task.work / self.train + (0.06 * task.work + test_images) / self.score
+        if task.kind == "gan-eval":  # the evaluation's images, their counterfactual pairs, the test set
+            return (3 * task.work + test_images) / self.score + task.work / self.generate
+        rate = {"prepare": self.prepare, "train-gan": self.gan_step, "generate": self.generate}[task.kind]
+        return task.work / rate
+
+
+def regimen_sizes(plan: Plan) -> dict[float, tuple[int, int]]:
+    """Per regimen of the plan (and the whole pool), its training images and test images, from the
+    source's table alone: the rows `prepare` would write, less the validation share."""
+    table = sources.get(plan.source).read_table(plan.root, "frontal")
+    index = index_table(order_rows(table, 0), "ones")
+    n_test = int((index["split"] == "test").sum())
+    fracs = {r.frac for r in plan.regimens} | {1.0}
+    return {f: (round((regimen_length(index, f) - n_test) * (1 - VALIDATION_SHARE)), n_test) for f in fracs}
+
+
+def measure(plan: Plan, device_name: str = "auto") -> Rates:
+    device = pick_device(device_name)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # the runner's processes are single-threaded on a CPU
+    try:
+        return Rates(_prepare_rate(plan), *_classifier_rates(plan, device), *_gan_rates(plan, device))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _timed(fn, repeats: int = 2) -> float:
+    """Seconds per call of `fn`, after one warm-up call."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def _prepare_rate(plan: Plan) -> float:
+    source = sources.get(plan.source)
+    rows = source.read_table(plan.root, "frontal").head(8)
+    raw = rows[list(PATHOLOGIES)].to_numpy(float)
+    seconds = _timed(lambda: source.images(plan.root, list(rows["Path"]), raw, plan.size, 0), repeats=1)
+    return len(rows) / seconds
+
+
+def _classifier_rates(plan: Plan, device) -> tuple[float, float]:
+    batch = int(plan.training.get("batch_size", 32))
+    cfg = TrainConfig(batch_size=batch)
+    model = classifier.build(quiet=True)[0].to(device, memory_format=torch.channels_last)
+    images = torch.randint(0, 256, (2 * batch, plan.size, plan.size), dtype=torch.uint8, device=device)
+    part = Split(images, (torch.rand(2 * batch, len(PATHOLOGIES), device=device) < 0.2).float(), pd.DataFrame())
+    step = Step(device, amp_enabled("auto", device))
+    train_seconds = _timed(lambda: train_epoch(model, make_optimizer(cfg, model), part, cfg, 0, step)[0], repeats=1)
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.use_amp):
+        score_seconds = _timed(lambda: model(classifier.to_input(images)))
+    return 2 * batch / train_seconds, 2 * batch / score_seconds
+
+
+def _gan_rates(plan: Plan, device) -> tuple[float, float]:
+    cfg = GanConfig(**{k: v for k, v in plan.generator.items() if k in ("batch_size", "base")})
+    nets = build_nets(cfg, plan.size, device)
+    pool = pd.DataFrame(np.eye(len(PATHOLOGIES), dtype=np.uint8)[np.arange(64) % len(PATHOLOGIES)], columns=list(PATHOLOGIES))
+    images = torch.randint(0, 256, (len(pool), plan.size, plan.size), dtype=torch.uint8, device=device)
+    labels = torch.from_numpy(pool.to_numpy(np.float32)).to(device)
+    rows, rng = BalancedRows(pool, cfg.target_share), torch.Generator().manual_seed(0)
+    step_seconds = _timed(lambda: train_step(nets, images, labels, rows, cfg, rng, denied=[]))
+    z = torch.randn(len(pool), cfg.z_dim, device=device)
+    with torch.no_grad():
+        generate_seconds = _timed(lambda: nets["G_ema"](z, labels))
+    return 1 / step_seconds, len(pool) / generate_seconds

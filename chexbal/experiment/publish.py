@@ -1,0 +1,78 @@
+"""Publishing a plan's report: `chexbal report` over its runs, copied to the plan's publish folder
+with a page saying how it was made (the command, the machine, the code, the wall time per stage and
+the tasks still to run). The folder is built beside the old one and swapped in, so a crash part-way
+never leaves half a publication, and a report that fails leaves the old one as it was."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from chexbal.analysis.report import report
+from chexbal.experiment.plan import Plan
+from chexbal.experiment.tasks import Task
+from chexbal.provenance import provenance
+
+
+def publish(plan: Plan, tasks: list[Task], folder: Path, command: str) -> Path:
+    made = report(name=plan.name, dataset=plan.dataset)
+    out = plan.publish
+    if out is None:
+        return made
+    new, old = out.with_name(out.name + ".new"), out.with_name(out.name + ".old")
+    shutil.rmtree(new, ignore_errors=True)
+    shutil.copytree(made, new)
+    stages = folder / "stages.csv"
+    if stages.exists():
+        shutil.copy(stages, new / "stages.csv")
+    shutil.copy(plan.path, new / plan.path.name)  # the plan as it was run, beside its report
+    (new / "README.md").write_text(about(plan, tasks, stages, command))
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
+    times = pd.read_csv(stages) if stages.exists() else pd.DataFrame(columns=["task", "status", "minutes"])
+    done = times[times["status"] == "done"].assign(stage=lambda t: t["task"].str.replace(r" seed \d+$", "", regex=True))
+    by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
+    left = [t.name for t in tasks if not t.done()]
+    machine = provenance()
+    lines = [
+        f"# {plan.name}: how this report was made",
+        "",
+        f"[report.md](report.md) (or the self-contained [report.html](report.html)) is `chexbal report --name {plan.name}` "
+        f"over the runs of `{command}`, the plan [{plan.path.name}]({plan.path.name}) as it stands in `experiments/`:",
+        "",
+        *[f"- {regimen_line(plan, r)}" for r in plan.regimens],
+        f"- training: {training_line(plan)}; generators: {plan.pool_generator} pool generator, regimen generators "
+        f"with {', '.join(f'{k} {v}' for k, v in plan.generator.items()) or 'the default recipe'}",
+        "",
+        f"Machine: {machine['machine']}; chexbal {machine['chexbal']} at commit {machine['git_commit'] or 'unknown'}; "
+        f"torch {machine['torch']}.",
+        "",
+        "## Wall time per stage (minutes, from stages.csv)",
+        "",
+        "| stage | runs | total | median |",
+        "| --- | ---: | ---: | ---: |",
+        *[f"| {stage} | {int(r['count'])} | {r['sum']} | {r['median']} |" for stage, r in by_stage.iterrows()],
+        "",
+        "Tasks still to run (gaps in the report; the same command resumes them): " + (", ".join(left) if left else "none") + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def regimen_line(plan: Plan, regimen) -> str:
+    return f"{regimen.frac:.0%}: {', '.join(regimen.arms)}; seeds {', '.join(map(str, regimen.seeds))}; {regimen.epochs} epochs"
+
+
+def training_line(plan: Plan) -> str:
+    t = plan.training
+    point = "the paper's grid" if t.get("grid") else f"{t['optimizer']}, lr {t['lr']}, batch {t['batch_size']}"
+    return f"{point}, split seed {t.get('split_seed', 0)}, initial weights {t.get('weights') or 'the default'}"

@@ -1,0 +1,86 @@
+"""`chexbal experiment PLAN`: check the plan, print its tasks and their estimated time here, run
+what is not done, and publish the report."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from chexbal.errors import ChexbalError
+from chexbal.experiment import runner
+from chexbal.experiment.estimate import measure, regimen_sizes
+from chexbal.experiment.plan import read_plan
+from chexbal.experiment.publish import publish
+from chexbal.experiment.tasks import plan_tasks
+from chexbal.progress import console
+
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    launcher: str = "local"
+    parallel: int | None = None  # processes at once (local); default: 2 on a CPU, 2 per GPU
+    publish_only: bool = False
+    estimate: bool = True  # measure throughput here for the estimate (tests turn it off)
+    root: Path | None = None  # a CheXpert folder overriding the plan's
+    slurm_executor: object = None  # a submitit executor (tests pass a local one); default: Slurm's
+
+
+def experiment(plan_file: Path, options: Options = Options(), command: str = "") -> list[str]:
+    """Returns the names of the tasks that did not finish (failed, or waiting on a failed one)."""
+    if options.launcher not in LAUNCHERS:
+        raise ChexbalError(f"--launcher must be one of {', '.join(LAUNCHERS)}, not {options.launcher!r}", 2)
+    if options.parallel is not None and options.parallel < 1:
+        raise ChexbalError("--parallel must be at least 1", 2)
+    plan = read_plan(plan_file, options.root)
+    sizes = regimen_sizes(plan)
+    tasks = plan_tasks(plan, sizes)
+    folder = runner.run_dir(plan.name)
+    show_plan(plan, tasks, sizes, options)
+    if options.dry_run:
+        return []
+    left: list[str] = []
+    if not options.publish_only:
+        with runner.exclusive(folder):
+            left = launch(tasks, folder, options)
+    where = publish(plan, tasks, folder, command or f"chexbal experiment {plan_file}")
+    console.print(f"report published to {where}")
+    return left
+
+
+def launch(tasks, folder: Path, options: Options) -> list[str]:
+    if options.launcher == "slurm":
+        return runner.run_slurm(tasks, folder, options.slurm_executor or slurm_executor(folder))
+    import torch
+
+    gpus = torch.cuda.device_count()
+    return runner.run_local(tasks, options.parallel or (2 * gpus if gpus else 2), folder, gpus)
+
+
+def slurm_executor(folder: Path):
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=folder / "slurm", cluster="slurm")
+    executor.update_parameters(gpus_per_node=1, cpus_per_task=8, timeout_min=240, slurm_signal_delay_s=120)
+    return executor
+
+
+def show_plan(plan, tasks, sizes, options: Options) -> None:
+    """The tasks left and, measured here, about how long they take."""
+    left = [t for t in tasks if not t.done()]
+    console.print(f"{plan.path}: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run")
+    if not options.estimate or not left:
+        return
+    rates = measure(plan)
+    test_images = next(iter(sizes.values()))[1]
+    seconds = {t.name: rates.seconds(t, test_images) for t in left}
+    for task in left:
+        console.print(f"  {seconds[task.name] / 60:7.1f} min  {task.name}")
+    parallel = options.parallel or 2
+    hours = sum(seconds.values()) / 3600
+    console.print(
+        f"about {hours:.1f} process-hours here ({hours / parallel:.1f} h with {parallel} at once), plus the report; "
+        f"measured: {rates.train:.0f} training img/s per process, {rates.gan_step:.1f} GAN steps/s"
+    )

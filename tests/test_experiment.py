@@ -1,0 +1,215 @@
+"""`chexbal experiment PLAN`: the plan files, their refusals, and a whole plan run on data made here."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from chexbal.cli import app
+from chexbal.errors import ChexbalError
+from chexbal.experiment.plan import read_plan
+from chexbal.experiment.run import Options, experiment
+from chexbal.experiment.tasks import plan_tasks
+from chexbal.testing import make_planted
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sizes_for(plan):
+    return {f: (1000, 100) for f in {r.frac for r in plan.regimens} | {1.0}}
+
+
+def tasks_of(path: Path, root: Path | None = None):
+    plan = read_plan(path, root)
+    return plan_tasks(plan, sizes_for(plan))
+
+
+def test_the_phantom_plan_is_the_published_experiment():
+    tasks = tasks_of(REPO / "experiments" / "phantom.toml")
+    table2 = pd.read_csv(REPO / "docs" / "experiment" / "table2.csv").drop_duplicates(["regimen", "arm"])
+    published = {(f"{frac:g}", arm, seeds) for frac, arm, seeds in zip(table2["frac"], table2["arm"], table2["seeds"])}
+    planned = pd.Series([tuple(t.name.split()[1:3]) for t in tasks if t.name.startswith("train ")]).value_counts()
+    assert {(frac, arm, count) for (frac, arm), count in planned.items()} == published
+    epochs = table2.groupby("regimen")["epochs"].first().astype(int)
+    commands = {t.name: t.command for t in tasks}
+    for regimen, frac in (("1%", "0.01"), ("10%", "0.1")):
+        command = commands[f"train {frac} none seed 0"]
+        assert command[command.index("--epochs") + 1] == str(epochs[regimen])
+    assert {t.name for t in tasks if t.name.startswith("gan-eval")} == {
+        "gan-eval pool 0.01",
+        "gan-eval regimen 0.01",
+        "gan-eval regimen 0.1",
+    }
+
+
+def test_the_chexpert_plan_is_the_fair_protocol_at_every_regimen(tmp_path):
+    root = make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20)
+    plan = read_plan(REPO / "experiments" / "chexpert.toml", root)
+    assert [r.frac for r in plan.regimens] == [0.01, 0.1, 0.5, 1.0] and all(len(r.seeds) == 5 for r in plan.regimens)
+    assert plan.training["weights"] == "imagenet" and plan.pool_generator == "train"
+    names = {t.name for t in plan_tasks(plan, sizes_for(plan))}
+    assert {"train-gan 1", "train-gan 0.01", "train-gan 0.1", "train-gan 0.5"} <= names
+    assert "train 1 real-extra seed 0" not in names and "train 1 gan-regimen seed 4" in names
+
+
+def test_a_task_waits_for_what_it_needs():
+    needs = {t.name: t.needs for t in tasks_of(REPO / "experiments" / "phantom.toml")}
+    assert needs["train 0.1 gan seed 2"] == ("prepare 0.1", "generate pool 0.1")
+    assert needs["train 0.1 real-extra seed 0"] == ("prepare 0.1", "prepare 1")
+    assert needs["generate regimen 0.1"] == ("train-gan 0.1",)
+    assert needs["gan-eval regimen 0.1"] == ("train 0.01 none seed 0", "train 0.01 none seed 1", "train-gan 0.1")
+
+
+PLAN = """
+name = "tiny"
+[dataset]
+source = "chexpert"
+root = "{root}"
+size = 32
+name = "tiny"
+[training]
+lr = 0.001
+batch_size = 16
+optimizer = "adam"
+[generator]
+pool = "train"
+steps = 3
+batch_size = 8
+base = 8
+[evaluation]
+judge_frac = 1
+judge_seeds = [0, 1]
+images = 40
+[[regimen]]
+frac = 1
+arms = {arms}
+seeds = 2
+epochs = 1
+"""
+
+
+def write_plan(where: Path, root: Path, arms=("none", "gan-regimen")) -> Path:
+    text = PLAN.format(root=root, arms=json.dumps(list(arms)))
+    path = where / "plan.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arms", "old", "new", "message"),
+    [
+        (("none", "flip"), "", "", "unknown arm 'flip'"),
+        (("none", "real-extra"), "", "", "real-extra cannot run at frac 1"),
+        (("none",), "optimizer = ", "colour = ", "training.colour: unknown key"),
+        (("none",), 'root = "', 'root = "/nowhere" # "', "dataset.root /nowhere is not a folder"),
+        (("gan-regimen",), "judge_seeds = [0, 1]", "judge_seeds = [7]", "the judges (none at 1, seeds [7]) are not runs"),
+    ],
+)
+def test_an_impossible_plan_is_refused_before_anything_runs(tmp_path, monkeypatch, arms, old, new, message):
+    monkeypatch.chdir(tmp_path)
+    path = write_plan(tmp_path, make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20), arms)
+    path.write_text(path.read_text().replace(old, new, 1) if old else path.read_text())
+    result = CliRunner().invoke(app, ["experiment", str(path), "--dry-run"])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_dry_run_lists_the_tasks_and_runs_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_plan(tmp_path, make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20))
+    result = CliRunner().invoke(app, ["experiment", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "8 to run" in result.output and "train 1 gan-regimen seed 1" in result.output
+    assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def results(where: Path) -> dict:
+    metrics = sorted((where / "runs" / "tiny").glob("frac-1/*/*/metrics.json"))
+    return {str(m.relative_to(where)): json.loads(m.read_text())["test"]["auc"] for m in metrics}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tiny")
+    root = make_planted(base / "CheXpert-v1.0-small", n_patients=60, target_rate=0.3)
+    return base, write_plan(base, root)
+
+
+def run_plan(where: Path, plan: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "chexbal.cli", "experiment", str(plan), *extra]
+    return subprocess.Popen(command, cwd=where, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_a_whole_plan_runs_resumes_and_skips_what_is_done(tiny, tmp_path):
+    base, plan = tiny
+    whole = base / "whole"
+    whole.mkdir()
+    done = run_plan(whole, plan)
+    output = done.communicate(timeout=900)[0]
+    assert done.returncode == 0, output
+    assert (whole / "reports" / "tiny" / "report.html").exists()
+    assert (whole / "runs" / "tiny" / "gan-eval-regimen-1.json").exists()
+    first = results(whole)
+    assert len(first) == 4  # 2 arms x 2 seeds
+    stages = (whole / "runs" / "experiment" / "tiny" / "stages.csv").read_text()
+    again = run_plan(whole, plan)
+    assert again.wait(timeout=600) == 0 and "0 to run" in again.stdout.read()
+    assert (whole / "runs" / "experiment" / "tiny" / "stages.csv").read_text() == stages  # nothing re-ran
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    runner = run_plan(killed, plan, "--parallel", "1")
+    deadline = time.time() + 600
+    while not list((killed / "runs" / "tiny").glob("frac-1/*/*/metrics.json")) and time.time() < deadline:
+        time.sleep(0.5)
+    os.kill(runner.pid, signal.SIGKILL)  # part-way: one run finished, others not started or half done
+    runner.wait()
+    resumed = run_plan(killed, plan)
+    assert resumed.wait(timeout=900) == 0, resumed.stdout.read()
+    assert results(killed) == {k.replace("whole", "killed"): v for k, v in first.items()}
+
+
+@pytest.mark.slow
+def test_slurm_waves_through_submitits_local_executor(tiny, tmp_path, monkeypatch):
+    import submitit
+
+    base, _ = tiny
+    monkeypatch.chdir(tmp_path)
+    plan = write_plan(tmp_path, base / "CheXpert-v1.0-small", arms=("none",))
+    executor = submitit.LocalExecutor(folder=tmp_path / "submitit")
+    left = experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor))
+    assert left == [] and len(results(tmp_path)) == 2
+    assert experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor)) == []
+
+
+def test_a_second_runner_on_a_plan_is_refused(tmp_path, monkeypatch):
+    from chexbal.experiment.runner import exclusive
+
+    monkeypatch.chdir(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from chexbal.experiment.runner import exclusive; import time\nwith exclusive(__import__('pathlib').Path('lock')): time.sleep(60)",
+        ]
+    )
+    try:
+        while not (tmp_path / "lock" / "runner.lock").exists() or not (tmp_path / "lock" / "runner.lock").read_text():
+            time.sleep(0.1)
+        with pytest.raises(ChexbalError, match=f"another runner \\(pid {holder.pid}\\)"), exclusive(Path("lock")):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive(Path("lock")):  # the kernel dropped the dead holder's lock
+        pass
