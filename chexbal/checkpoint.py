@@ -3,13 +3,15 @@ checkpoints atomically, and restore the last one to resume."""
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 from pathlib import Path
 
 import torch
 
 from chexbal.errors import ChexbalError
-from chexbal.files import replacing, write_atomic
+from chexbal.files import read_json, replacing, write_atomic
 
 
 def start_run(run_dir: Path, settings: dict) -> None:
@@ -21,8 +23,20 @@ def start_run(run_dir: Path, settings: dict) -> None:
 
 
 def save(checkpoint: dict, path: Path) -> None:
-    with replacing(path) as tmp:
-        torch.save(checkpoint, tmp)
+    """Written beside `path` and renamed onto it: a save that fails (a full disk) leaves the old file."""
+    try:
+        with replacing(path) as tmp:
+            torch.save(checkpoint, tmp)
+    except (OSError, RuntimeError) as err:  # torch reports a full disk as a RuntimeError ("unexpected pos")
+        full = (
+            getattr(err, "errno", None) == errno.ENOSPC
+            or "unexpected pos" in str(err)
+            or shutil.disk_usage(path.parent).free < 2**20
+        )
+        why = "the disk is full" if full else str(err).splitlines()[0]
+        raise ChexbalError(
+            f"could not write {path} ({why}); the previous {path.name} is intact: free space and run again"
+        ) from None
 
 
 def load_for_resume(run_dir: Path, cfg, keys: tuple[str, ...], device, parts: tuple[str, ...] = ()) -> dict:
@@ -31,7 +45,15 @@ def load_for_resume(run_dir: Path, cfg, keys: tuple[str, ...], device, parts: tu
     last = run_dir / "last.pt"
     if not last.exists():
         raise ChexbalError(f"nothing to resume: {last} not found")
-    saved = torch.load(last, map_location=device, weights_only=False)
+    try:
+        saved = torch.load(last, map_location=device, weights_only=False)
+        if not isinstance(saved, dict) or "config" not in saved:
+            raise ValueError("not a chexbal checkpoint")
+    except Exception:  # truncated, or not a file chexbal wrote
+        raise ChexbalError(
+            f"{last} is truncated or not a chexbal checkpoint: delete last.pt to start the run again, or restore it"
+        ) from None
+    read_json(run_dir / "config.json")  # a damaged config.json would trip the report later
     missing = [part for part in parts if part not in saved] + [k for k in keys if k not in saved["config"]]
     if missing:
         raise ChexbalError(f"{last} was written by an older chexbal without {', '.join(missing)}: start a new run")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -59,7 +61,8 @@ SplitSeed = Annotated[int, typer.Option(help="Seed of the train/validation split
 
 
 def user_errors(command):
-    """Show a ChexbalError as one red line and exit non-zero, never as a traceback."""
+    """Show a ChexbalError (and a full disk) as one red line and exit non-zero, never as a traceback;
+    a real bug keeps its traceback. CHEXBAL_DEBUG=1 shows the traceback of a full disk too."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -68,6 +71,13 @@ def user_errors(command):
         except ChexbalError as err:
             console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             sys.exit(err.exit_code)
+        except OSError as err:
+            if err.errno != errno.ENOSPC or os.environ.get("CHEXBAL_DEBUG") == "1":
+                raise
+            where = f" writing {err.filename}" if err.filename else ""
+            message = f"no space left on the device{where}: free space and run the same command again"
+            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: run the same command again to resume[/]")
             sys.exit(130)
@@ -90,6 +100,9 @@ def prepare(
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name.", show_default="<source>-<size>")] = None,
     skip_bad: Annotated[bool, typer.Option(help="Skip missing or unreadable images, recorded in skipped.csv.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Processes decoding or rendering.", show_default="all cores")] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Read every written chunk first and draw the damaged ones again.")
+    ] = False,
 ) -> None:
     """Turn the phantom data or a CheXpert download into data/<dataset>/ for one regimen."""
     options = locals()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import json
 import os
 from pathlib import Path
+
+from chexbal.errors import ChexbalError
 
 
 @contextlib.contextmanager
@@ -30,3 +34,33 @@ def write_atomic(path: Path, text: str) -> None:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def locked(folder: Path, what: str = "run"):
+    """Hold `folder`'s runner lock for the block: one runner per folder, since two would spend the
+    compute twice or overwrite each other's checkpoints. The kernel drops the lock when its holder
+    dies, so a crash never leaves a stale one; a second runner is refused naming the holder's pid."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "runner.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise ChexbalError(f"another {what} (pid {holder}) is running in {folder}: wait for it, or stop it first") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file chexbal wrote, or one line naming it when it is not readable JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ChexbalError(
+            f"{path} is not readable JSON ({err}): restore it, or delete its folder and run the stage again"
+        ) from None

@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from chexbal.cli import app
-from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import read_plan
 from chexbal.experiment.run import Options, experiment
 from chexbal.experiment.tasks import plan_tasks
@@ -190,26 +189,3 @@ def test_slurm_waves_through_submitits_local_executor(tiny, tmp_path, monkeypatc
     left = experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor))
     assert left == [] and len(results(tmp_path)) == 2
     assert experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor)) == []
-
-
-def test_a_second_runner_on_a_plan_is_refused(tmp_path, monkeypatch):
-    from chexbal.experiment.runner import exclusive
-
-    monkeypatch.chdir(tmp_path)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from chexbal.experiment.runner import exclusive; import time\nwith exclusive(__import__('pathlib').Path('lock')): time.sleep(60)",
-        ]
-    )
-    try:
-        while not (tmp_path / "lock" / "runner.lock").exists() or not (tmp_path / "lock" / "runner.lock").read_text():
-            time.sleep(0.1)
-        with pytest.raises(ChexbalError, match=f"another runner \\(pid {holder.pid}\\)"), exclusive(Path("lock")):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
-    with exclusive(Path("lock")):  # the kernel dropped the dead holder's lock
-        pass

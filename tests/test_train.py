@@ -62,10 +62,10 @@ def test_resume_gives_the_same_final_metrics(planted, monkeypatch):
     whole = train(config(planted, run_dir=str(planted / "runs" / "whole"), epochs=2), quiet=True)
     real_epoch = train_module.train_epoch
 
-    def interrupted(model, optimizer, part, cfg, epoch, *rest):
+    def interrupted(model, optimizer, part, cfg, epoch, *rest, **options):
         if epoch == 1:
             raise KeyboardInterrupt
-        return real_epoch(model, optimizer, part, cfg, epoch, *rest)
+        return real_epoch(model, optimizer, part, cfg, epoch, *rest, **options)
 
     monkeypatch.setattr(train_module, "train_epoch", interrupted)
     cfg = config(planted, run_dir=str(planted / "runs" / "resumed"), epochs=2)

@@ -12,7 +12,6 @@ marked gap.
 
 from __future__ import annotations
 
-import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chexbal import __version__
+from chexbal import __version__, files
 from chexbal.analysis import figures
 from chexbal.analysis.render import to_html, to_markdown
 from chexbal.analysis.results import (
@@ -287,7 +286,7 @@ def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
         return blocks + [("p", "No `chexbal gan-eval` result: gap.")]
     gains = comparisons[comparisons["against"] == "none"]
     for path in paths:
-        result = json.loads(path.read_text())
+        result = files.read_json(path)
         seen = result.get("trained_on", {})
         judges = result["classifier"] + (f" and {result['second_judge']['classifier']}" if "second_judge" in result else "")
         blocks += [

@@ -3,7 +3,6 @@ comparisons with Holm-adjusted p, and what each generator and plan was. No wordi
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from chexbal import files
 from chexbal.analysis.evaluate import delong, format_p, holm
 from chexbal.analysis.oracle import oracle_ceiling, read_signs
 from chexbal.analysis.stats import SeedBootstrap
@@ -39,8 +39,8 @@ def find_runs(runs_root: Path, dataset: str) -> Runs:
         frac = frac_of(arm_dir.parent.name)
         by_seed: dict[int, list[tuple[float, Path]]] = {}
         for metrics in arm_dir.glob("*/metrics.json"):
-            seed = json.loads((metrics.parent / "config.json").read_text())["seed"]
-            auc = json.loads(metrics.read_text())["val"]["mean_auc"]
+            seed = files.read_json(metrics.parent / "config.json")["seed"]
+            auc = files.read_json(metrics)["val"]["mean_auc"]
             if not math.isnan(auc):
                 by_seed.setdefault(seed, []).append((auc, metrics.parent))
         picks = {}
@@ -48,9 +48,7 @@ def find_runs(runs_root: Path, dataset: str) -> Runs:
             selected = arm_dir / f"selected-seed{seed}.json"
             # The chosen run sits beside the selection, whatever working directory the sweep ran in.
             picks[seed] = (
-                arm_dir / Path(json.loads(selected.read_text())["selected"]["run"]).name
-                if selected.exists()
-                else max(finished)[1]
+                arm_dir / Path(files.read_json(selected)["selected"]["run"]).name if selected.exists() else max(finished)[1]
             )
         if picks:
             chosen[(frac, arm_dir.name)] = dict(sorted(picks.items()))
@@ -62,7 +60,7 @@ def table1(folder: Path, fracs: list[float], seed: int = 0) -> pd.DataFrame:
     for frac in fracs:
         provenance = synthetic.folder(folder, frac) / "provenance.json"
         if provenance.exists():
-            plan, status = json.loads(provenance.read_text())["plan"], "generated"
+            plan, status = files.read_json(provenance)["plan"], "generated"
         else:
             plan, status = make_plan(training_rows(folder, frac, seed), seed=seed).summary(), "planned only"
         rows.append(
@@ -86,7 +84,7 @@ def generators_table(folder: Path, fracs: list[float]) -> pd.DataFrame:
             path = synthetic.folder(folder, frac, generator) / "provenance.json"
             if not path.exists():
                 continue
-            provenance = json.loads(path.read_text())
+            provenance = files.read_json(path)
             seen = provenance.get("trained_on") or trained_on(provenance.get("generator", {}))
             rows.append(
                 {
@@ -175,7 +173,7 @@ def auc_tables(
 
 def _epochs(seeds: dict[int, Path]) -> str:
     """The epochs an arm's runs trained for, as recorded by each run ("5", or "5/10" if they differ)."""
-    return "/".join(sorted({str(json.loads((run / "config.json").read_text())["epochs"]) for run in seeds.values()}))
+    return "/".join(sorted({str(files.read_json(run / "config.json")["epochs"]) for run in seeds.values()}))
 
 
 def _auc_row(where: dict, arm: str, epochs: str, result, certain_auc: float) -> dict:
@@ -260,8 +258,8 @@ def provenance_table(runs: Runs) -> pd.DataFrame:
     rows = []
     for (frac, arm), seeds in sorted(runs.items(), key=lambda item: (item[0][0], ARMS.index(item[0][1]))):
         for run in seeds.values():
-            config = json.loads((run / "config.json").read_text())
-            metrics = json.loads((run / "metrics.json").read_text())
+            config = files.read_json(run / "config.json")
+            metrics = files.read_json(run / "metrics.json")
             rows.append(
                 {
                     "regimen": f"{frac:.0%}",

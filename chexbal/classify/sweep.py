@@ -71,7 +71,7 @@ def finished(cfg: TrainConfig) -> bool:
     run_dir = Path(cfg.run_dir)
     if not (run_dir / "metrics.json").exists():
         return False
-    recorded = json.loads((run_dir / "config.json").read_text())
+    recorded = files.read_json(run_dir / "config.json")
     differs = [k for k in (*RESUME_KEYS, "epochs") if recorded.get(k) != getattr(cfg, k)]
     if differs:
         raise ChexbalError(
@@ -149,7 +149,7 @@ def selection_path(cfg: TrainConfig) -> Path:
 def select(configs: list[TrainConfig]) -> Path:
     candidates = []
     for cfg in configs:
-        metrics = json.loads((Path(cfg.run_dir) / "metrics.json").read_text())
+        metrics = files.read_json(Path(cfg.run_dir) / "metrics.json")
         candidates.append(
             {
                 "run": cfg.run_dir,

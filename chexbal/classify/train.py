@@ -7,6 +7,7 @@ happen there, on whole batches. At the end the best epoch (by mean validation AU
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -18,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from chexbal import files
+from chexbal import files, stopping
 from chexbal.analysis.evaluate import auc_per_class, mean_auc
 from chexbal.checkpoint import load_for_resume, save, start_run
 from chexbal.classify import arms, classifier, distributed
@@ -116,67 +117,80 @@ class Run:
     data: TrainingSet
     step: Step
     init_note: str = ""
+    model: torch.nn.Module | None = None  # the model as trained (wrapped for DDP, compiled), once fit() has run
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
     cfg.check()
     started = time.perf_counter()
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
     ranks, device = distributed.setup(pick_device(cfg.device))
-    if cfg.batch_size % ranks.world:
-        raise ChexbalError(f"--batch-size {cfg.batch_size} does not split over {ranks.world} processes", 2)
-    quiet = quiet or not ranks.main
-    data = load_data(cfg, device)
-    weights = data.weights
-    pos_weight = torch.tensor([weights[n] for n in PATHOLOGIES], device=device) if weights else None
-    step = Step(device, amp_enabled(cfg.amp, device), ranks, pos_weight)
-    torch.manual_seed(cfg.seed)
-    model, init_note = classifier.build(cfg.weights, quiet=quiet)
-    model = model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(cfg, model)
-    run = Run(Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir(), cfg, data, step, init_note)
-    start, best, history = start_or_resume(run, model, optimizer, resume)
-    model = distributed.wrap(model, ranks, device)
-    if cfg.compile:
-        model = torch.compile(model)
     try:
-        with bar(disable=quiet) as progress:
-            task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
-            for epoch in range(start, cfg.epochs):
-                seconds, train_loss = train_epoch(model, optimizer, data.train, cfg, epoch, step)
-                val_loss, val_probs = predict(model, data.val, cfg.batch_size * 2, step.use_amp, ranks)
-                row = epoch_row(epoch, train_loss, val_loss, val_probs, data, seconds)
-                history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
-                improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
-                best = row["val_mean_auc"] if improved else best
-                if ranks.main:
-                    save_epoch(run, model, optimizer, (epoch, best, improved), history)
-                distributed.barrier(ranks)
-                progress.update(
-                    task,
-                    advance=1,
-                    note=f"loss {train_loss:.3f} val {val_loss:.3f} "
-                    f"AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s",
-                )
-        score_best_epoch(run, model, time.perf_counter() - started)
+        if cfg.batch_size % ranks.world:
+            raise ChexbalError(f"--batch-size {cfg.batch_size} does not split over {ranks.world} processes", 2)
+        with files.locked(run_dir) if ranks.main else contextlib.nullcontext():  # rank 0 speaks for the run
+            data = load_data(cfg, device)
+            pos_weight = torch.tensor([data.weights[n] for n in PATHOLOGIES], device=device) if data.weights else None
+            step = Step(device, amp_enabled(cfg.amp, device), ranks, pos_weight)
+            torch.manual_seed(cfg.seed)
+            model, init_note = classifier.build(cfg.weights, quiet=quiet or not ranks.main)
+            run = Run(run_dir, cfg, data, step, init_note)
+            fit(run, model.to(device, memory_format=torch.channels_last), resume, quiet or not ranks.main)
+            score_best_epoch(run, run.model, time.perf_counter() - started)
     finally:
         distributed.teardown(ranks)
-    return run.run_dir
+    return run_dir
+
+
+def fit(run: Run, model, resume: bool, quiet: bool) -> None:
+    """The epochs left: train, validate, checkpoint; the trained (wrapped) model is left in run.model."""
+    cfg, data, step = run.cfg, run.data, run.step
+    optimizer = make_optimizer(cfg, model)
+    start, best, history, partial = start_or_resume(run, model, optimizer, resume)
+    model = distributed.wrap(model, step.ranks, step.device)
+    run.model = torch.compile(model) if cfg.compile else model
+    with stopping.graceful(), bar(disable=quiet) as progress:
+        task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
+        for epoch in range(start, cfg.epochs):
+            try:
+                seconds, train_loss = train_epoch(run.model, optimizer, data.train, cfg, epoch, step, resume_at=partial)
+            except PartialEpoch as stop:
+                save(checkpoint_of(run, optimizer, epoch, best) | {"partial": stop.state}, run.run_dir / "last.pt")
+                raise stopping.Stopped(f"epoch {epoch + 1} at image {stop.state[0]} in {run.run_dir / 'last.pt'}") from None
+            partial = None
+            val_loss, val_probs = predict(run.model, data.val, cfg.batch_size * 2, step.use_amp, step.ranks)
+            row = epoch_row(epoch, train_loss, val_loss, val_probs, data, seconds)
+            history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
+            improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
+            best = row["val_mean_auc"] if improved else best
+            if step.ranks.main:
+                save_epoch(run, run.model, optimizer, (epoch, best, improved), history)
+            distributed.barrier(step.ranks)
+            progress.update(
+                task,
+                advance=1,
+                note=f"loss {train_loss:.3f} val {val_loss:.3f} AUC {row['val_mean_auc']:.3f} {row['train_img_per_s']:.0f} img/s",
+            )
 
 
 def save_epoch(run: Run, model, optimizer, progress: tuple[int, float, bool], history: pd.DataFrame) -> None:
     """last.pt (and best.pt when validation improved, or after the first epoch) and history.csv."""
     epoch, best, improved = progress
-    checkpoint = {
-        "model": distributed.unwrap(model).state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch + 1,
-        "best_val_auc": best,
-        "config": dataclasses.asdict(run.cfg),
-    }
+    checkpoint = checkpoint_of(run, optimizer, epoch + 1, best)
     if improved or epoch == 0:
         save(checkpoint, run.run_dir / "best.pt")
     save(checkpoint, run.run_dir / "last.pt")
     files.write_atomic(run.run_dir / "history.csv", history.to_csv(index=False))
+
+
+def checkpoint_of(run: Run, optimizer, epochs_done: int, best: float) -> dict:
+    return {
+        "model": distributed.unwrap(run.model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epochs_done,
+        "best_val_auc": best,
+        "config": dataclasses.asdict(run.cfg),
+    }
 
 
 def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndarray, data, seconds: float) -> dict:
@@ -197,9 +211,20 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     return torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
 
-def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, step: Step) -> tuple[float, float]:
+class PartialEpoch(Exception):
+    """SIGTERM between two batches: where the epoch stands (next batch's start, loss sum, images)."""
+
+    def __init__(self, at: int, total: float, count: float):
+        super().__init__(at, total, count)
+        self.state = [at, total, count]
+
+
+def train_epoch(
+    model, optimizer, part, cfg: TrainConfig, epoch: int, step: Step, *, resume_at: list | None = None
+) -> tuple[float, float]:
     """One pass over the training split in a seeded order (each rank its shard); returns
-    (seconds, mean loss over all ranks)."""
+    (seconds, mean loss over all ranks). `resume_at`: a PartialEpoch's state, to finish that epoch
+    exactly as an uninterrupted one; on SIGTERM (one process only) it raises PartialEpoch."""
     device, ranks = step.device, step.ranks
     model.train()
     generator = stream(cfg.seed, epoch)  # same order after a resume
@@ -209,9 +234,12 @@ def train_epoch(model, optimizer, part, cfg: TrainConfig, epoch: int, step: Step
     mine = distributed.shard(torch.arange(len(order)), ranks)
     order, flips, affine = order[mine].to(device), flips[mine].to(device), affine[mine].to(device)
     batch_size = cfg.batch_size // ranks.world
-    total, count = torch.zeros((), device=device), torch.zeros((), device=device)
+    at, total, count = resume_at or (0, 0.0, 0.0)
+    total, count = torch.tensor(total, device=device), torch.tensor(count, device=device)
     timer = Timer(device)
-    for i in range(0, len(order), batch_size):
+    for i in range(at, len(order), batch_size):
+        if stopping.requested() and ranks.world == 1:
+            raise PartialEpoch(i, float(total), float(count))
         batch = order[i : i + batch_size]
         if len(batch) < 2:  # BatchNorm cannot train on a single image
             continue
@@ -269,19 +297,21 @@ def predict(
 
 
 def start_or_resume(run: Run, model, optimizer, resume: bool):
-    """Start a new run folder (rank 0 writes it), or restore the last checkpoint of an interrupted one."""
+    """Start a new run folder (rank 0 writes it), or restore the last checkpoint of an interrupted one:
+    (first epoch to run, best validation AUC, history, where a stopped epoch stands or None)."""
     if not resume:
         if (run.run_dir / "last.pt").exists():  # every rank refuses, not only the one that writes
             raise ChexbalError(f"{run.run_dir} already holds a run: pass --resume to continue it, or choose another --run-dir")
         if run.step.ranks.main:
             write_run_files(run)
         distributed.barrier(run.step.ranks)
-        return 0, float("nan"), pd.DataFrame()
+        return 0, float("nan"), pd.DataFrame(), None
     saved = load_for_resume(run.run_dir, run.cfg, RESUME_KEYS, run.step.device)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
-    history = pd.read_csv(run.run_dir / "history.csv")
-    return saved["epoch"], saved["best_val_auc"], history[history["epoch"] <= saved["epoch"]]
+    history = pd.read_csv(run.run_dir / "history.csv") if (run.run_dir / "history.csv").exists() else pd.DataFrame()
+    history = history[history["epoch"] <= saved["epoch"]] if len(history) else history
+    return saved["epoch"], saved["best_val_auc"], history, saved.get("partial")
 
 
 def write_run_files(run: Run) -> None:

@@ -61,7 +61,14 @@ def load_images(folder: Path, rows: pd.DataFrame) -> np.ndarray:
     """The uint8 images of `rows` (a regimen's rows), in the rows' order."""
     indices = rows["index"].to_numpy()
     images = open_images(folder, int(indices.max()) + 1 if len(indices) else 0)
-    return images[: int(indices.max()) + 1][indices] if len(indices) else np.zeros((0, *images.shape[1:]), np.uint8)
+    if not len(indices):
+        return np.zeros((0, *images.shape[1:]), np.uint8)
+    return store.read(images, slice(0, int(indices.max()) + 1), repair_hint(folder, images.attrs))[indices]
+
+
+def repair_hint(folder: Path, attrs) -> str:
+    root = " --root <its folder>" if attrs.get("source") != "phantom" else ""
+    return f"repair them with `chexbal prepare --verify --source {attrs.get('source')}{root} --dataset {folder.name}`"
 
 
 def open_images(folder: Path, n_rows: int):
@@ -73,7 +80,10 @@ def open_images(folder: Path, n_rows: int):
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ChexbalError(f"{path} is not a readable CSV ({str(err).splitlines()[0]}): run `chexbal prepare` again") from None
     for column in ("index", "Path", "patient", "split"):
         if column not in table.columns:
             raise ChexbalError(f"{path} lacks the column {column!r}")

@@ -22,7 +22,7 @@ from chexbal.data.sources import phantom
 from chexbal.data.sources.base import Source
 from chexbal.data.splits import check_frac, order_rows, patient_of, regimen_length
 from chexbal.errors import ChexbalError
-from chexbal.progress import bar
+from chexbal.progress import bar, console
 from chexbal.workers import pool as worker_pool
 
 
@@ -53,8 +53,10 @@ def prepare(
     skip_bad: bool = False,
     workers: int | None = None,
     quiet: bool = False,
+    verify: bool = False,
 ) -> Path:
-    """Prepare the regimen `frac` of a source and return the dataset folder."""
+    """Prepare the regimen `frac` of a source and return the dataset folder. `verify` first reads
+    every written chunk and draws the damaged ones again (up to every row written before)."""
     check_frac(frac)
     src = sources.get(source)
     size = _check_size(size or src.default_size)
@@ -80,6 +82,8 @@ def prepare(
         files.write_atomic(out / "index.csv", index.to_csv(index=False))
 
     n_rows = regimen_length(index, frac)
+    if verify:
+        n_rows = max(n_rows, _forget_damaged(images, quiet))
     _fill(images, ordered, n_rows, _Job(src, root, seed, skip_bad, workers, out, quiet))
     store.mark_complete(images, n_rows)
     if src.truth is not None:
@@ -89,6 +93,18 @@ def prepare(
     subset = subset[~subset["index"].isin(skipped["index"])]
     files.write_atomic(subset_path(out, frac), subset.to_csv(index=False))
     return out
+
+
+def _forget_damaged(images, quiet: bool) -> int:
+    """Drop the damaged blocks so filling draws them again; returns the rows written before."""
+    written = images.attrs.get("complete_rows", 0)
+    damaged = store.damaged_blocks(images, written)
+    if not quiet:
+        rows = [store.block_rows(images, b) for b in damaged]
+        found = ", ".join(f"{r.start}-{r.stop - 1}" for r in rows) if rows else "none"
+        console.print(f"verify: {written} rows read, damaged blocks: {found}")
+    store.forget_blocks(images, damaged)
+    return written
 
 
 def index_table(ordered: pd.DataFrame, uncertain: str) -> pd.DataFrame:

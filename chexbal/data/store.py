@@ -4,6 +4,10 @@ A block is one chunk along N. Zarr (>= 3.1.3) writes each chunk file atomically,
 that exists holds a whole block: resuming an interrupted write means writing the blocks whose chunk
 files are missing. `complete_rows` in the attributes is raised only after every block up to it is on
 disk, so readers never trust a row that was not written.
+
+Every chunk carries a CRC32C checksum (zarr's own codec), since zstd alone decodes a flipped byte
+without complaint: a damaged chunk is found on reading (`read`) or by `damaged_blocks`, and
+`prepare --verify` re-draws it. Stores written before checksums are refused.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from chexbal.errors import ChexbalError
 
@@ -24,6 +29,7 @@ def open_or_create(path: Path, n: int, size: int, settings: dict[str, Any]) -> z
     """The store at `path`, created if absent; an existing store must have the same settings."""
     if (path / "zarr.json").exists():
         store = zarr.open_array(path, mode="r+")
+        check_checksummed(store, path)
         old = {key: store.attrs.get(key) for key in settings}
         if store.shape != (n, size, size) or old != settings:
             diff = {k: (old[k], v) for k, v in settings.items() if old[k] != v}
@@ -37,6 +43,7 @@ def open_or_create(path: Path, n: int, size: int, settings: dict[str, Any]) -> z
         chunks=(BLOCK, size, size),
         dtype="uint8",
         fill_value=0,
+        compressors=[ZstdCodec(), Crc32cCodec()],
         config={"write_empty_chunks": True},  # an all-black block must still mark itself written
     )
     store.attrs.update({**settings, "complete_rows": 0})
@@ -78,6 +85,50 @@ def open_complete(path: Path, n_rows: int) -> zarr.Array:
     if not (path / "zarr.json").exists():
         raise ChexbalError(f"no image store at {path}: run `chexbal prepare` first")
     store = zarr.open_array(path, mode="r")
+    check_checksummed(store, path)
     if store.attrs.get("complete_rows", 0) < n_rows:
         raise ChexbalError(f"{path} is incomplete (an interrupted run?): run the same `chexbal` command again to finish it")
     return store
+
+
+def check_checksummed(store: zarr.Array, path: Path) -> None:
+    if not any(isinstance(codec, Crc32cCodec) for codec in store.metadata.codecs):
+        raise ChexbalError(
+            f"{path} was written before chexbal checksummed its stores: delete it and run the command that made it "
+            "again (`chexbal prepare` or `chexbal generate`)"
+        )
+
+
+def read(store: zarr.Array, selection, repair: str) -> np.ndarray:
+    """`store[selection]`, or one line naming the damaged chunks' rows and the command that repairs them."""
+    try:
+        return store[selection]
+    except (ValueError, RuntimeError) as err:  # a checksum that does not match, a chunk that does not decode
+        damaged = damaged_blocks(store, store.attrs.get("complete_rows", store.shape[0]))
+        if not damaged:
+            raise ChexbalError(f"{store.store.root} could not be read ({err})") from None
+        rows = ", ".join(f"{block_rows(store, b).start}-{block_rows(store, b).stop - 1}" for b in damaged[:3])
+        raise ChexbalError(
+            f"{store.store.root}: {len(damaged)} damaged chunk(s) (rows {rows}{', …' if len(damaged) > 3 else ''}): {repair}"
+        ) from None
+
+
+def damaged_blocks(store: zarr.Array, n_rows: int) -> list[int]:
+    """Blocks on disk covering rows [0, n_rows) whose chunk fails its checksum or does not decode."""
+    damaged = []
+    for block in range(-(-n_rows // store.chunks[0])):
+        if _block_on_disk(store, block):
+            try:
+                store[block_rows(store, block)]
+            except (ValueError, RuntimeError):
+                damaged.append(block)
+    return damaged
+
+
+def forget_blocks(store: zarr.Array, blocks: list[int]) -> None:
+    """Delete damaged blocks so a resumed write draws them again; the store first stops claiming them."""
+    if not blocks:
+        return
+    store.attrs["complete_rows"] = min(store.attrs.get("complete_rows", 0), block_rows(store, min(blocks)).start)
+    for block in blocks:
+        os.remove(os.path.join(str(store.store.root), store.metadata.encode_chunk_key((block, 0, 0))))

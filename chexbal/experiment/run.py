@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from chexbal import files
 from chexbal.errors import ChexbalError
 from chexbal.experiment import runner
 from chexbal.experiment.estimate import measure, regimen_sizes
@@ -43,7 +44,7 @@ def experiment(plan_file: Path, options: Options = Options(), command: str = "")
         return []
     left: list[str] = []
     if not options.publish_only:
-        with runner.exclusive(folder):
+        with files.locked(folder, "experiment runner"):
             left = launch(tasks, folder, options)
     where = publish(plan, tasks, folder, command or f"chexbal experiment {plan_file}")
     console.print(f"report published to {where}")

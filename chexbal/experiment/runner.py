@@ -13,8 +13,6 @@ that need it; a re-run resubmits only what is unfinished.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -22,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-from chexbal.errors import ChexbalError
 from chexbal.experiment.tasks import Task
 from chexbal.workers import die_with_parent
 
@@ -30,24 +27,6 @@ from chexbal.workers import die_with_parent
 def run_dir(plan_name: str) -> Path:
     """The plan's own folder: its lock, logs and stages.csv (wall time per task)."""
     return Path("runs") / "experiment" / plan_name
-
-
-@contextlib.contextmanager
-def exclusive(folder: Path):
-    """One runner per plan: two would train the same runs side by side. The kernel drops the lock
-    when its holder dies, so a crash never leaves a stale one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "runner.lock", "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise ChexbalError(f"another runner (pid {holder}) holds {folder / 'runner.lock'}: wait for it, or stop it") from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
-        yield
 
 
 def ready(task: Task, by_name: dict[str, Task]) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chexbal import files
+from chexbal import files, stopping
 from chexbal.data import store
 from chexbal.data.dataset import DEFAULT_DATASET, locate, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, label_matrix
@@ -110,7 +110,7 @@ def generate(
     }
     vectors = torch.from_numpy(label_matrix(labels))
     blocks = store.missing_blocks(images, len(labels))
-    with bar(disable=quiet or not blocks) as progress:
+    with files.locked(where, "generate"), stopping.graceful(), bar(disable=quiet or not blocks) as progress:
         task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
         fill(images, blocks, net, vectors, seed, torch_device, advance=lambda: progress.update(task, advance=1))
     store.mark_complete(images, len(labels))
@@ -143,11 +143,15 @@ def fill(
     with ThreadPoolExecutor(1) as writer:
         pending = []
         for block in blocks:
+            if stopping.requested():
+                break  # the blocks written so far stay; a re-run writes the rest
             pixels = generate_block(generator, vectors[store.block_rows(images, block)], seed, block, device)
             pending.append(writer.submit(store.write_block, images, block, pixels))
             advance()
         for done in pending:
             done.result()
+    if stopping.requested():
+        raise stopping.Stopped(f"{len(pending)} of {len(blocks)} blocks of {images.store.root}", "run the same command again")
 
 
 @torch.no_grad()

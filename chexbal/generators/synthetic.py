@@ -9,12 +9,12 @@ on, the split seed the plan was drawn from, the plan). Training adds a set to th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from chexbal import files
 from chexbal.data import store
 from chexbal.data.labels import check_label_columns
 from chexbal.data.splits import frac_name
@@ -43,4 +43,20 @@ def load(dataset_folder: Path, frac: float, generator: str = "pool") -> tuple[np
     labels = pd.read_csv(where / "labels.csv")
     check_label_columns(labels, str(where / "labels.csv"))
     images = store.open_complete(where / "images.zarr", len(labels))
-    return images[: len(labels)], labels, json.loads((where / "provenance.json").read_text())
+    repair = f"delete {where} and make it again with {make_command(frac, generator)}"
+    provenance = files.read_json(where / "provenance.json")
+    check_generator(where, provenance, images.attrs.get("checkpoint_sha256"))
+    return store.read(images, slice(0, len(labels)), repair), labels, provenance
+
+
+def check_generator(where: Path, provenance: dict, made_with: str | None) -> None:
+    """The generator a set names must be the one that made it: provenance.json's sha256 against the
+    one its image store recorded while generating, and against the checkpoint file where it is at hand."""
+    named = provenance.get("checkpoint_sha256")
+    if named != made_with:
+        raise ChexbalError(
+            f"{where}/provenance.json names generator {str(named)[:12]}, its images were made by {str(made_with)[:12]}: regenerate the set"
+        )
+    checkpoint = Path(provenance.get("checkpoint", ""))
+    if checkpoint.is_file() and files.sha256(checkpoint) != named:
+        raise ChexbalError(f"{checkpoint} is no longer the generator that made {where} (its sha256 changed): regenerate the set")

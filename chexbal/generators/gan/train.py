@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from chexbal import files
+from chexbal import files, stopping
 from chexbal.checkpoint import load_for_resume, save, start_run
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
@@ -114,33 +114,53 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     except ValueError as err:
         raise ChexbalError(str(err)) from None
     run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
+    with files.locked(run_dir, "GAN run"):
+        torch.manual_seed(cfg.seed)
+        nets = build_nets(cfg, size, device)
+        start, losses = start_or_resume(run_dir, cfg, nets, resume, device, size=size, rows=pool)
+        with stopping.graceful(), bar(disable=quiet) as progress:
+            task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
+            run_steps(GanRun(run_dir, cfg, nets, (images, labels, pool), seen), start, losses, progress, task)
+    return run_dir
 
-    torch.manual_seed(cfg.seed)
-    nets = build_nets(cfg, size, device)
-    G, G_ema = nets["G"], nets["G_ema"]
-    start, losses = start_or_resume(run_dir, cfg, nets, resume, device, size=size, rows=pool)
+
+@dataclasses.dataclass
+class GanRun:
+    """A GAN run in progress: its folder, settings, networks, training data (images, labels, rows)
+    and what it saw."""
+
+    run_dir: Path
+    cfg: GanConfig
+    nets: dict
+    data: tuple
+    seen: dict
+
+
+def run_steps(run: GanRun, start: int, losses: list[dict], progress, task) -> None:
+    """The steps left, checkpointing every `checkpoint_every`; on SIGTERM, a checkpoint where it stands."""
+    cfg, nets, (images, labels, pool) = run.cfg, run.nets, run.data
     fixed = grid_conditions(pool, cfg.z_dim)
     rows = BalancedRows(pool, cfg.target_share)
     denied = [PATHOLOGIES.index(name) for name in cfg.negatives]
-
-    with bar(disable=quiet) as progress:
-        task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
-        for step in range(start, cfg.steps):
-            rng = stream(cfg.seed, step)  # resumable: one stream per step
-            d_loss, c_loss, g_loss = train_step(
-                nets, images, labels, rows, cfg, rng, denied=denied if step >= cfg.negatives_from else []
-            )
-            update_ema(G_ema, G, min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
-            if step % 50 == 0 or step == cfg.steps - 1:
-                losses.append({"step": step + 1, "d_loss": d_loss, "c_loss": c_loss, "g_loss": g_loss})
-                progress.update(task, note=f"D {d_loss:.3f} C {c_loss:.3f} G {g_loss:.3f}")
-            done = step + 1
-            if done % cfg.sample_every == 0 or done == cfg.steps:
-                write_samples(G_ema, fixed, run_dir / "samples" / f"step-{done:06d}.png")
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                checkpoint(run_dir, cfg, nets, done, size=size, losses=losses, seen=seen)
-            progress.update(task, advance=1)
-    return run_dir
+    size = images.shape[-1]
+    for step in range(start, cfg.steps):
+        if stopping.requested():
+            checkpoint(run.run_dir, cfg, nets, step, size=size, losses=losses, seen=run.seen)
+            raise stopping.Stopped(f"step {step} of {run.run_dir}")
+        rng = stream(cfg.seed, step)  # resumable: one stream per step
+        d_loss, c_loss, g_loss = train_step(
+            nets, images, labels, rows, cfg, rng, denied=denied if step >= cfg.negatives_from else []
+        )
+        update_ema(nets["G_ema"], nets["G"], min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
+        if step % 50 == 0 or step == cfg.steps - 1:
+            losses.append({"step": step + 1, "d_loss": d_loss, "c_loss": c_loss, "g_loss": g_loss})
+            progress.update(task, note=f"D {d_loss:.3f} C {c_loss:.3f} G {g_loss:.3f}")
+        done = step + 1
+        if done % cfg.sample_every == 0 or done == cfg.steps:
+            write_samples(nets["G_ema"], fixed, run.run_dir / "samples" / f"step-{done:06d}.png")
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            checkpoint(run.run_dir, cfg, nets, done, size=size, losses=losses, seen=run.seen)
+        progress.update(task, advance=1)
 
 
 def build_nets(cfg: GanConfig, size: int, device) -> dict:
