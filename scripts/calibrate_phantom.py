@@ -38,8 +38,15 @@ PROTOCOL = ["--aug", "none", "--lr", "0.001", "--batch-size", "32", "--optimizer
 def main() -> None:
     args = parse_args()
     apply_overrides(args.shown, args.contrast)
+    if args.lesion_sizes:
+        phantom.LESION_SIZES = tuple(float(v) for v in args.lesion_sizes.split(","))
     dataset = f"calib-{args.name}"
-    settings = {"shown": phantom.SHOWN, "contrast": phantom.CONTRAST, "renderer_version": phantom.RENDERER_VERSION}
+    settings = {
+        "shown": phantom.SHOWN,
+        "contrast": phantom.CONTRAST,
+        "lesion_sizes": phantom.LESION_SIZES,
+        "renderer_version": phantom.RENDERER_VERSION,
+    }
     folder = Path("data") / dataset
     for frac in args.fracs:
         prepare("phantom", frac=frac, dataset=dataset, workers=1)
@@ -71,6 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default: 10 at 1%%, 5 at 10%% (the experiment's)")
     parser.add_argument("--shown", action="append", default=[], help="FINDING=P_POSITIVE,P_UNCERTAIN,P_NEGATIVE")
     parser.add_argument("--contrast", action="append", default=[], help="TARGET=MULTIPLIER")
+    parser.add_argument("--lesion-sizes", help="LOW,HIGH: the range of Lung Lesion radii, in LESION_RADIUS")
     parser.add_argument("--parallel", type=int, default=2)
     return parser.parse_args()
 
@@ -121,7 +129,13 @@ def record(name: str, settings: dict, folder: Path, frac: float, seed: int, seco
     row["mean14"] = round(metrics["test"]["mean_auc"], 4)
     row["others"] = json.dumps({n: round(metrics["test"]["auc"][n], 3) for n in PATHOLOGIES if n not in TARGETS})
     row["minutes"] = round(seconds / 60, 1)
-    row["settings"] = json.dumps({"shown": {t: settings["shown"][t] for t in TARGETS}, "contrast": settings["contrast"]})
+    row["settings"] = json.dumps(
+        {
+            "shown": {t: settings["shown"][t] for t in TARGETS},
+            "contrast": settings["contrast"],
+            "lesion_sizes": settings["lesion_sizes"],
+        }
+    )
     table = pd.concat([pd.read_csv(LOG), pd.DataFrame([row])]) if LOG.exists() else pd.DataFrame([row])
     LOG.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(LOG, index=False)

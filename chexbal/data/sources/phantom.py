@@ -51,6 +51,9 @@ SHOWN: dict[str, tuple[float, float, float]] = {
 # slope of its learning curve.
 CONTRAST = {"Lung Lesion": 1.5, "Pleural Other": 0.85, "Fracture": 1.0}
 LESION_RADIUS, BAND_WIDTH, BAND_LENGTH, CALLUS_RADIUS = 0.075, 0.045, 0.45, 0.07
+# Nodules come in sizes: large ones are learnt from a few examples, small ones need many, which
+# flattens Lung Lesion's curve as CheXpert's is flat (each lesion's radius is LESION_RADIUS times this).
+LESION_SIZES = (1.0, 1.0)
 
 
 def labels_csv() -> Path:
@@ -107,6 +110,7 @@ def scene(path: str, raw: np.ndarray, seed: int) -> dict:
         "break": (side(), int(rng.integers(2, 6)), rng.uniform(0.45, 0.8)),
         "tube tip": rng.uniform(-0.45, -0.2),
         "line start": rng.uniform(0.55, 0.75),
+        "lesion size": rng.uniform(*LESION_SIZES),  # last: the draws before it are version 2's first ones
     }
     return {"anatomy": anatomy, "strength": strength, "place": place}
 
@@ -328,7 +332,7 @@ def _target_box(drawn: dict, target: str, size: int) -> tuple[float, float, floa
     a, place = drawn["anatomy"], drawn["place"]
     if target == "Lung Lesion":
         px, py = _in_lung(a, place["lung side"], place["lesion"])
-        us, vs, margin = np.array([px]), np.array([py]), 1.3 * LESION_RADIUS
+        us, vs, margin = np.array([px]), np.array([py]), 1.3 * LESION_RADIUS * place["lesion size"]
     elif target == "Pleural Other":
         side, top = place["band"][0], _band_top(a, place["band"])
         vs = np.linspace(top, top + BAND_LENGTH, 16)
