@@ -98,7 +98,7 @@ def test_generated_images_reach_training_only(planted):
     where = synthetic.folder(folder, 1.0)
     labels = pd.DataFrame(np.ones((40, len(PATHOLOGIES)), np.uint8), columns=list(PATHOLOGIES))
     labels.insert(0, "index", np.arange(40))
-    images = store.open_or_create(where / "images.zarr", 40, 32, {"kind": "test"})
+    images = store.open_or_create(where / "images.zarr", 40, 32, {"kind": "test", "checkpoint_sha256": "test"})
     store.write_block(images, 0, np.full((40, 32, 32), 255, np.uint8))
     store.mark_complete(images, 40)
     files.write_atomic(where / "labels.csv", labels.to_csv(index=False))

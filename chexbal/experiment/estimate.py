@@ -103,7 +103,7 @@ def _gan_rates(plan: Plan, device) -> tuple[float, float]:
     nets = build_nets(cfg, plan.size, device)
     pool = pd.DataFrame(np.eye(len(PATHOLOGIES), dtype=np.uint8)[np.arange(64) % len(PATHOLOGIES)], columns=list(PATHOLOGIES))
     images = torch.randint(0, 256, (len(pool), plan.size, plan.size), dtype=torch.uint8, device=device)
-    labels = torch.from_numpy(pool.to_numpy(np.float32)).to(device)
+    labels = torch.tensor(pool.to_numpy(np.float32), device=device)
     rows, rng = BalancedRows(pool, cfg.target_share), torch.Generator().manual_seed(0)
     step_seconds = _timed(lambda: train_step(nets, images, labels, rows, cfg, rng, denied=[]))
     z = torch.randn(len(pool), cfg.z_dim, device=device)
