@@ -15,14 +15,33 @@ from rich.table import Table
 
 from chexbal.data.dataset import DEFAULT_DATASET, locate
 from chexbal.errors import ChexbalError
-from chexbal.progress import console
+from chexbal.progress import console, results
 
 app = typer.Typer(
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Does GAN augmentation of rare chest X-ray findings beat flips or nothing, and at which data sizes?",
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from chexbal import __version__
+
+        typer.echo(f"chexbal {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Does generated data of rare chest X-ray findings beat the obvious alternatives, and at which data sizes?"""
+
 
 DataDir = Annotated[Path, typer.Option(help="Folder holding prepared datasets.")]
 Dataset = Annotated[str, typer.Option(help="Prepared dataset name (a folder in --data-dir).")]
@@ -31,18 +50,20 @@ Seed = Annotated[int, typer.Option(help="Seed for splits and rendering.")]
 Aug = Annotated[
     str,
     typer.Option(
+        metavar="ARM",
         help="Arm: none, standard (h/v flips), affine (rotation, shift, scale), weighted (positive "
         "weights in the loss), oversample, gan (pool generator), gan-regimen (regimen generator), "
-        "real-extra (real positives from outside the regimen)."
+        "real-extra (real positives from outside the regimen).",
     ),
 ]
 PosWeightCap = Annotated[
     float, typer.Option(help="weighted: the largest positive weight (negatives / positives is capped here).")
 ]
 Weights = Annotated[
-    Optional[Path],
+    str,
     typer.Option(
-        help="Initial weights: imagenet (torchvision's, the paper's) or a local torchxrayvision/torchvision DenseNet-121 file."
+        help="Initial weights: random, imagenet (torchvision's, the paper's), nih (torchxrayvision's, from its cache) "
+        "or a local torchxrayvision/torchvision DenseNet-121 file. Recorded in config.json."
     ),
 ]
 RunsRoot = Annotated[Path, typer.Option("--runs", help="Folder of the default run folders (runs/<dataset>/frac-<F>/<aug>/…).")]
@@ -130,7 +151,7 @@ def info(
     for cls, row in table_data.iterrows():
         cells = [f"{int(row[(g, 'positive')])}/{int(row[(g, 'uncertain')])} {row[(g, 'prevalence')]:.1%}" for g in found]
         table.add_row(cls, *cells)
-    console.print(table)
+    results.print(table)
 
 
 def build_config(cls, options: dict):
@@ -154,7 +175,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batch order and augmentation.")] = 0,
     split_seed: OptionalSplitSeed = None,
     pos_weight_cap: PosWeightCap = 20.0,
-    weights: Weights = None,
+    weights: Weights = "random",
     device: Device = "auto",
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
     data_dir: DataDir = Path("data"),
@@ -194,7 +215,7 @@ def sweep(
     split_seed: OptionalSplitSeed = None,
     pos_weight_cap: PosWeightCap = 20.0,
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
-    weights: Weights = None,
+    weights: Weights = "random",
     device: Device = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
@@ -253,7 +274,7 @@ def plan(
         table.add_column(column, justify="right")
     table.add_row(str(result.real), *map(str, result.generate.values()), str(result.augmented))
     table.add_row("final share", *(f"{v:.2%}" for v in result.share.values()), "")
-    console.print(table)
+    results.print(table)
 
 
 @app.command("train-gan")
@@ -357,7 +378,7 @@ def gan_eval(
         table.add_column(column, justify="right")
     for row in rows.itertuples(index=False):
         table.add_row(*(("" if pd.isna(v) else str(v)) for v in row))
-    console.print(table)
+    results.print(table)
     console.print(f"written to {out}")
 
 
@@ -403,6 +424,10 @@ def experiment(
     if left:
         raise ChexbalError(f"{len(left)} tasks did not finish ({', '.join(left[:3])}…): see their logs, fix, and run again")
 
+
+# `chexbal --help` lists the commands in the pipeline's order.
+PIPELINE = ("prepare", "info", "plan", "train-gan", "generate", "gan-eval", "train", "sweep", "experiment", "report")
+app.registered_commands.sort(key=lambda c: PIPELINE.index(c.name or c.callback.__name__))
 
 if __name__ == "__main__":
     app()

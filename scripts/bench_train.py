@@ -57,7 +57,7 @@ def main() -> None:
     cfg = TrainConfig(batch_size=args.batch_size, aug=args.aug)
     use_amp = amp_enabled("auto", device)
     torch.manual_seed(0)
-    model = classifier.build(quiet=True)[0].to(device, memory_format=torch.channels_last)
+    model = classifier.build()[0].to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
     part = Split(
         torch.randint(0, 256, (args.images, args.size, args.size), dtype=torch.uint8, device=device),

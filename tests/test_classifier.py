@@ -38,3 +38,15 @@ def test_imagenet_weights_offline_name_the_file_to_fetch(tmp_path, monkeypatch):
     ) as caught:
         classifier.build("imagenet")
     assert str(tmp_path / "hub" / "checkpoints") in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_default_initialisation_is_random_with_or_without_cached_weights(tmp_path):
+    """The same command trains alike on every machine: cached NIH weights are used only when asked for."""
+    from chexbal.classify.classifier import CACHED_WEIGHTS
+
+    empty, cached = tmp_path / "empty", tmp_path / "cached"
+    cached.mkdir()
+    (cached / CACHED_WEIGHTS).write_bytes(b"not read unless asked for")
+    assert classifier.build(cache_dir=empty)[1] == classifier.build(cache_dir=cached)[1] == "random initialisation"
+    with pytest.raises(ChexbalError, match="--weights nih: no torchxrayvision NIH weights at"):
+        classifier.build("nih", cache_dir=empty)

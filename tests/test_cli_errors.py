@@ -94,3 +94,45 @@ def test_help_shows_descriptive_defaults():
 def test_impossible_gan_options(tmp_path, option):
     result, output = invoke("train-gan", "--data-dir", tmp_path, *option)
     assert_one_line_error(result, output, 2, f"{option[0]} must be")
+
+
+def test_tables_go_to_stdout_and_the_version_prints(planted):
+    """`chexbal info > counts.txt` keeps the table; progress and notices stay on stderr."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "chexbal.cli", "info", "planted", "--data-dir", str(planted / "data")]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "Fracture" in done.stdout and "Fracture" not in done.stderr
+    result, output = invoke("--version")
+    assert result.exit_code == 0 and output.startswith("chexbal ")
+    assert invoke("train", "-h")[0].exit_code == 0
+
+
+def test_report_without_runs(planted, tmp_path):
+    result, output = invoke(
+        "report", "--data-dir", planted / "data", "--dataset", "planted", "--runs", tmp_path, "--out", tmp_path
+    )
+    assert_one_line_error(result, output, 1, "no finished runs of planted")
+
+
+def test_gan_eval_with_a_missing_judge(planted, tmp_path):
+    result, output = invoke(
+        "gan-eval", "--classifier", tmp_path / "nosuchdir", "--data-dir", planted / "data", "--dataset", "planted"
+    )
+    assert_one_line_error(result, output, 1, "nosuchdir not found")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [("--epochs", "--epochs must be at least 1, not 0"), ("--batch-size", "--batch-size must be at least 2, not 0")],
+)
+def test_each_impossible_training_option_gets_its_own_line(planted, option, message):
+    result, output = invoke("train", option, "0", "--data-dir", planted / "data", "--dataset", "planted")
+    assert_one_line_error(result, output, 2, message)
+
+
+def test_resuming_a_run_that_is_not_there(planted, tmp_path):
+    common = ["--data-dir", planted / "data", "--dataset", "planted", "--frac", "1"]
+    result, output = invoke("train", "--resume", "--run-dir", tmp_path / "nosuchrun", *common)
+    assert_one_line_error(result, output, 1, "nothing to resume")

@@ -126,6 +126,10 @@ def report(
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
     runs = find_runs(Path(runs_root), dataset)
+    if not runs:
+        raise ChexbalError(
+            f"no finished runs of {dataset} under {runs_root}: train some first (`chexbal train` or `chexbal experiment`)"
+        )
     fracs = sorted(set(prepared_fracs(folder)) | {f for f, _ in runs})
     attrs = settings(folder)
     predictions = read_predictions(runs, fracs)

@@ -18,12 +18,12 @@ from torch import nn
 
 from chexbal.data.labels import PATHOLOGIES
 from chexbal.errors import ChexbalError
-from chexbal.progress import console
 
-# Cached torchxrayvision weights used when no --weights is given. NIH ChestX-ray14 only: weights
-# trained with CheXpert (`chex`, `all`) have seen CheXpert's test patients.
+# --weights: random (the default), imagenet (torchvision's ImageNet DenseNet-121, the paper's), nih
+# (torchxrayvision's NIH ChestX-ray14 weights from its cache: weights trained with CheXpert, `chex`
+# and `all`, have seen CheXpert's test patients), or a file.
+RANDOM, IMAGENET, NIH = "random", "imagenet", "nih"
 CACHED_WEIGHTS = "nih-densenet121-d121-tw-lr001-rot45-tr15-sc15-seed0-best.pt"
-IMAGENET = "imagenet"  # --weights imagenet: torchvision's ImageNet DenseNet-121, as in the paper
 
 
 class Classifier(nn.Module):
@@ -54,23 +54,25 @@ def to_input(x: torch.Tensor, flips: torch.Tensor | None = None) -> torch.Tensor
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def build(weights: Path | None = None, cache_dir: Path | None = None, quiet: bool = False) -> tuple[Classifier, str]:
-    """The model and a note saying where its initial weights came from."""
+def build(weights: str | Path | None = None, cache_dir: Path | None = None) -> tuple[Classifier, str]:
+    """The model and a note saying where its initial weights came from. The default is random
+    initialisation, whatever this machine has cached, so one command trains alike everywhere."""
     model = Classifier()
-    if str(weights) == IMAGENET:
+    choice = RANDOM if weights is None else str(weights)
+    if choice == RANDOM:
+        return model, "random initialisation"
+    if choice == IMAGENET:
         path = imagenet_file()
         load_pretrained(model, path)
         return model, f"torchvision ImageNet DenseNet-121 from {path}"
-    if weights is not None:
-        load_pretrained(model, Path(weights))
-        return model, f"weights from {weights}"
-    cached = Path(cache_dir or Path.home() / ".torchxrayvision" / "models_data") / CACHED_WEIGHTS
-    if cached.is_file():
-        load_pretrained(model, cached)
-        return model, f"torchxrayvision NIH weights from {cached}"
-    if not quiet:
-        console.print("[yellow]notice:[/] no --weights and no cached torchxrayvision weights: random initialisation")
-    return model, "random initialisation"
+    if choice == NIH:
+        path = Path(cache_dir or Path.home() / ".torchxrayvision" / "models_data") / CACHED_WEIGHTS
+        if not path.is_file():
+            raise ChexbalError(f"--weights nih: no torchxrayvision NIH weights at {path}: put {CACHED_WEIGHTS} there")
+        load_pretrained(model, path)
+        return model, f"torchxrayvision NIH weights from {path}"
+    load_pretrained(model, Path(choice))
+    return model, f"weights from {choice}"
 
 
 def imagenet_file() -> Path:

@@ -49,7 +49,7 @@ class TrainConfig:
     seed: int = 0
     split_seed: int | None = None  # seed of the train/validation split; None: the same as `seed`
     pos_weight_cap: float = arms.POS_WEIGHT_CAP  # the `weighted` arm's largest positive weight
-    weights: str | None = None
+    weights: str = "random"  # initialisation: random, imagenet, nih or a file (classifier.build)
     device: str = "auto"
     amp: str = "auto"  # bf16 autocast: auto = on for CUDA and for CPUs with bf16 matrix units
     compile: bool = False  # torch.compile: opt-in (no gain for DenseNet-121 on CPU, minutes to compile)
@@ -67,8 +67,14 @@ class TrainConfig:
         ):
             if value not in allowed:
                 raise ChexbalError(f"{name} must be one of {', '.join(allowed)}, not {value!r}", 2)
-        if not (self.lr > 0 and self.batch_size >= 2 and self.epochs >= 1):
-            raise ChexbalError("--lr must be positive, --batch-size at least 2 and --epochs at least 1", 2)
+        for name, ok, rule in (
+            ("--lr", self.lr > 0, "positive"),
+            ("--batch-size", self.batch_size >= 2, "at least 2"),
+            ("--epochs", self.epochs >= 1, "at least 1"),
+        ):
+            if not ok:
+                value = getattr(self, name[2:].replace("-", "_"))
+                raise ChexbalError(f"{name} must be {rule}, not {value:g}", 2)
         if not self.pos_weight_cap >= 1:
             raise ChexbalError(f"--pos-weight-cap must be at least 1, not {self.pos_weight_cap:g}", 2)
         return self
@@ -133,7 +139,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
             pos_weight = torch.tensor([data.weights[n] for n in PATHOLOGIES], device=device) if data.weights else None
             step = Step(device, amp_enabled(cfg.amp, device), ranks, pos_weight)
             torch.manual_seed(cfg.seed)
-            model, init_note = classifier.build(cfg.weights, quiet=quiet or not ranks.main)
+            model, init_note = classifier.build(cfg.weights)
             run = Run(run_dir, cfg, data, step, init_note)
             fit(run, model.to(device, memory_format=torch.channels_last), resume, quiet or not ranks.main)
             score_best_epoch(run, run.model, time.perf_counter() - started)

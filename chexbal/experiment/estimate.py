@@ -87,7 +87,7 @@ def _prepare_rate(plan: Plan) -> float:
 def _classifier_rates(plan: Plan, device) -> tuple[float, float]:
     batch = int(plan.training.get("batch_size", 32))
     cfg = TrainConfig(batch_size=batch)
-    model = classifier.build(quiet=True)[0].to(device, memory_format=torch.channels_last)
+    model = classifier.build()[0].to(device, memory_format=torch.channels_last)
     images = torch.randint(0, 256, (2 * batch, plan.size, plan.size), dtype=torch.uint8, device=device)
     part = Split(images, (torch.rand(2 * batch, len(PATHOLOGIES), device=device) < 0.2).float(), pd.DataFrame())
     step = Step(device, amp_enabled("auto", device))

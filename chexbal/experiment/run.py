@@ -13,7 +13,7 @@ from chexbal.experiment.estimate import measure, regimen_sizes
 from chexbal.experiment.plan import read_plan
 from chexbal.experiment.publish import publish
 from chexbal.experiment.tasks import plan_tasks
-from chexbal.progress import console
+from chexbal.progress import console, results
 
 LAUNCHERS = ("local", "slurm")
 
@@ -71,17 +71,17 @@ def slurm_executor(folder: Path):
 def show_plan(plan, tasks, sizes, options: Options) -> None:
     """The tasks left and, measured here, about how long they take."""
     left = [t for t in tasks if not t.done()]
-    console.print(f"{plan.path}: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run")
+    results.print(f"{plan.path}: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run")
     if not options.estimate or not left:
         return
     rates = measure(plan)
     test_images = next(iter(sizes.values()))[1]
     seconds = {t.name: rates.seconds(t, test_images) for t in left}
     for task in left:
-        console.print(f"  {seconds[task.name] / 60:7.1f} min  {task.name}")
+        results.print(f"  {seconds[task.name] / 60:7.1f} min  {task.name}")
     parallel = options.parallel or 2
     hours = sum(seconds.values()) / 3600
-    console.print(
+    results.print(
         f"about {hours:.1f} process-hours here ({hours / parallel:.1f} h with {parallel} at once), plus the report; "
         f"measured: {rates.train:.0f} training img/s per process, {rates.gan_step:.1f} GAN steps/s"
     )

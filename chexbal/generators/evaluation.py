@@ -151,7 +151,9 @@ def load_judge(run: Path):
     """A classifier trained on real images alone: a judge that saw generated images, or was trained to
     over-weigh the targets, would score a generator by its own bias."""
     config = Path(run) / "config.json"
-    aug = files.read_json(config).get("aug") if config.is_file() else None
+    if not config.is_file():
+        raise ChexbalError(f"judge run {run} not found (no config.json there): give a finished `--aug none` run")
+    aug = files.read_json(config).get("aug")
     if aug != "none":
         raise ChexbalError(f"{run} is not a no-augmentation run (aug {aug}): judge a generator with a `--aug none` run")
     return classifier.load_run(run)
