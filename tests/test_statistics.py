@@ -144,6 +144,7 @@ def test_seed_aggregation_without_a_difference_is_rarely_significant():
 
 def test_the_report_words_a_claim_only_where_the_adjusted_p_allows_it():
     import pandas as pd
+    from scipy.stats import norm
 
     from chexbal.analysis.results import with_holm
     from chexbal.analysis.wording import answer
@@ -168,6 +169,7 @@ def test_the_report_words_a_claim_only_where_the_adjusted_p_allows_it():
                     "ci_low": d - 0.03,
                     "ci_high": d + 0.03,
                     "p": p,
+                    "se": abs(d) / norm.isf(p / 2),  # the Wald standard error that gives this p
                 }
                 for a, ref, c, d, p in rows
             ]
@@ -180,3 +182,20 @@ def test_the_report_words_a_claim_only_where_the_adjusted_p_allows_it():
     assert "Fracture no detectable difference" in text  # p 0.2: no claim
     assert "Lung Lesion (-0.020" not in text  # raw p 0.03, but 0.09 after Holm over 4 comparisons
     assert "seeds per arm: none 5" in text and "benchmark of the method" in text
+
+
+def test_the_adjusted_interval_excludes_zero_exactly_when_the_adjusted_p_is_below_alpha():
+    import pandas as pd
+
+    from chexbal.analysis.results import ALPHA, with_holm
+    from chexbal.analysis.stats import wald_p
+
+    rng = np.random.default_rng(3)
+    diffs, ses = rng.normal(0, 0.03, 60), rng.uniform(0.005, 0.03, 60)
+    diffs[:3] = 0.0  # exactly no difference, too
+    table = pd.DataFrame({"diff": diffs, "se": ses, "p": [wald_p(d, s) for d, s in zip(diffs, ses)]})
+    adjusted = with_holm(table)
+    excludes_zero = (adjusted["adj_low"] > 0) | (adjusted["adj_high"] < 0)
+    assert (excludes_zero == (adjusted["p_holm"] < ALPHA)).all()
+    assert 0 < (adjusted["p_holm"] < ALPHA).sum() < len(table)  # both kinds were tested
+    assert ((adjusted["adj_high"] - adjusted["adj_low"]) >= 2 * 1.959 * adjusted["se"]).all()  # never narrower than unadjusted

@@ -16,9 +16,9 @@ import pandas as pd  # noqa: E402
 COLOURS = [matplotlib.colormaps["tab10"](i) for i in range(10)]
 
 
-def forest(diffs: pd.DataFrame, targets, path: Path) -> Path:
-    """Per target, each arm's difference from `none` with its interval, one row per (regimen, arm):
-    the answer at a glance. `diffs` has regimen, class, arm, diff, ci_low, ci_high, verdict."""
+def forest(diffs: pd.DataFrame, targets, path: Path, against: str = "none") -> Path:
+    """Per target, each arm's difference from `against` with its Holm-adjusted interval, one row per
+    (regimen, arm): the answer at a glance. `diffs` has regimen, class, arm, diff, adj_low, adj_high, verdict."""
     fig, axes = plt.subplots(
         1,
         len(targets),
@@ -35,7 +35,7 @@ def forest(diffs: pd.DataFrame, targets, path: Path) -> Path:
             ax.errorbar(
                 row["diff"],
                 y,
-                xerr=[[row["diff"] - row["ci_low"]], [row["ci_high"] - row["diff"]]],
+                xerr=[[row["diff"] - row["adj_low"]], [row["adj_high"] - row["diff"]]],
                 fmt="o",
                 color=colour,
                 capsize=2,
@@ -43,7 +43,7 @@ def forest(diffs: pd.DataFrame, targets, path: Path) -> Path:
             )
         ax.axvline(0, color="0.6", lw=0.8)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
-        ax.set(title=target, xlabel="test AUC − none (95% CI)")
+        ax.set(title=target, xlabel=f"test AUC − {against} (Holm-adjusted 95% CI)")
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.invert_yaxis()
     fig.suptitle("green: helps, red: hurts (Holm-adjusted p < 0.05); grey: no detectable difference", fontsize=8)

@@ -246,7 +246,12 @@ def provenance_blocks(dataset: str, attrs: dict, runs: Runs) -> list:
 
 
 def figure_blocks(aucs: pd.DataFrame, comparisons: pd.DataFrame, out: Path) -> list:
+    """The headline first: each generator arm and real-extra against oversample (the same extra
+    images, as repeats of real positives), then every arm against none, then AUC by regimen."""
     blocks = []
+    versus_oversample = comparisons[comparisons["against"] == "oversample"]
+    if len(versus_oversample):
+        blocks.append(("img", figures.forest(versus_oversample, TARGETS, out / "headline.png", "oversample")))
     versus_none = comparisons[comparisons["against"] == "none"]
     if len(versus_none):
         blocks.append(("img", figures.forest(versus_none, TARGETS, out / "forest.png")))

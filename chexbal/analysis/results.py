@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from chexbal import files
@@ -167,7 +168,7 @@ def auc_tables(
                 certain_auc = np.mean([roc_auc_score(y[certain], v[certain]) for v in scores[arm].values()])
                 aucs.append(_auc_row(where, arm, epochs[arm], result, certain_auc))
                 comparisons += _comparison_rows(where, arm, boot)
-    columns = ["regimen", "frac", "class", "arm", "against", "seeds", "diff", "ci_low", "ci_high", "p"]
+    columns = ["regimen", "frac", "class", "arm", "against", "seeds", "diff", "ci_low", "ci_high", "p", "se"]
     return pd.DataFrame(aucs), pd.DataFrame(comparisons, columns=columns)
 
 
@@ -208,6 +209,7 @@ def _comparison_rows(where: dict, arm: str, boot: SeedBootstrap) -> list[dict]:
                     "ci_low": comparison.ci[0],
                     "ci_high": comparison.ci[1],
                     "p": comparison.p,
+                    "se": comparison.se,
                 }
             )
     return rows
@@ -243,10 +245,17 @@ def per_seed_tests(predictions: Predictions, classes) -> pd.DataFrame:
 
 
 def with_holm(comparisons: pd.DataFrame) -> pd.DataFrame:
-    """Holm-adjusted p over the whole table of comparisons, and the verdict each one earns."""
+    """Holm-adjusted p over the whole table of comparisons, the verdict each one earns, and an
+    interval that agrees with it (`adj_low`, `adj_high`): the Wald interval at level 1 - a with
+    a = ALPHA * p / p_holm, the per-comparison threshold Holm's step applied to it. It excludes zero
+    exactly when the adjusted p is below ALPHA, so a verdict and its interval never disagree."""
     adjusted = holm(comparisons["p"].to_numpy())
     verdict = np.where(adjusted < ALPHA, np.where(comparisons["diff"] > 0, "helps", "hurts"), "no detectable difference")
-    return comparisons.assign(p_holm=adjusted, verdict=verdict)
+    p, diff, se = (comparisons[c].to_numpy(float) for c in ("p", "diff", "se"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        level = np.where(p > 0, ALPHA * p / adjusted, ALPHA / max(len(p), 1))
+    half = norm.ppf(1 - np.clip(level, 1e-300, 1) / 2) * se
+    return comparisons.assign(p_holm=adjusted, verdict=verdict, adj_low=diff - half, adj_high=diff + half)
 
 
 def first_seed(runs: Runs, frac: float, arm: str) -> Path | None:

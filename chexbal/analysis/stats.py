@@ -34,8 +34,9 @@ class Comparison:
     seeds: list[int]  # the seeds both arms have
     per_seed: dict[int, float]  # arm minus reference, per seed
     diff: float
-    ci: tuple[float, float]
-    p: float
+    ci: tuple[float, float]  # percentile interval, unadjusted
+    p: float  # Wald: diff over se
+    se: float  # the bootstrap standard error of diff
 
 
 class SeedBootstrap:
@@ -74,7 +75,8 @@ class SeedBootstrap:
         per_seed = {s: self.point[arm][s] - self.point[reference][s] for s in seeds}
         diffs = self._seed_mean(np.array([self.boot[arm][s] - self.boot[reference][s] for s in seeds]))
         mean = float(np.mean(list(per_seed.values())))
-        return Comparison(seeds, per_seed, mean, confidence_interval(diffs), wald_p(mean, float(np.std(diffs))))
+        se = float(np.std(diffs))
+        return Comparison(seeds, per_seed, mean, confidence_interval(diffs), wald_p(mean, se), se)
 
 
 def wald_p(estimate: float, se: float) -> float:

@@ -36,7 +36,7 @@ def auc_grid(aucs: pd.DataFrame, comparisons: pd.DataFrame, classes) -> pd.DataF
             cell = f"{r['auc']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
             if (regimen, name, arm) in versus_none.index:
                 c = versus_none.loc[(regimen, name, arm)]
-                cell += f"; Δ {c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], p {format_p(c['p_holm'])}"
+                cell += f"; Δ {c['diff']:+.3f} [{c['adj_low']:+.3f}, {c['adj_high']:+.3f}], p {format_p(c['p_holm'])}"
             cells[arm] = cell
         rows.append(cells)
     return pd.DataFrame(rows)
@@ -55,17 +55,19 @@ def seeds_note(aucs: pd.DataFrame) -> str:
 
 
 def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Each comparison with its unadjusted 95% interval and p, and the Holm-adjusted interval and p
+    its verdict rests on."""
+    interval = lambda d, lo, hi: f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"  # noqa: E731
     shown = comparisons.assign(
         **{
-            "Δ [95% CI]": [
-                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-                for d, lo, hi in zip(comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"])
-            ],
+            "Δ [95% CI, unadjusted]": list(map(interval, comparisons["diff"], comparisons["ci_low"], comparisons["ci_high"])),
             "p": comparisons["p"].map(format_p),
+            "Δ [Holm-adjusted CI]": list(map(interval, comparisons["diff"], comparisons["adj_low"], comparisons["adj_high"])),
             "p Holm": comparisons["p_holm"].map(format_p),
         }
     )
-    return shown[["regimen", "class", "arm", "against", "seeds", "Δ [95% CI]", "p", "p Holm", "verdict"]]
+    columns = ["regimen", "class", "arm", "against", "seeds", "Δ [95% CI, unadjusted]", "p", "Δ [Holm-adjusted CI]", "p Holm"]
+    return shown[[*columns, "verdict"]]
 
 
 def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFrame, phantom: bool) -> list[str]:
@@ -87,7 +89,7 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
                     claims.append(
                         f"`{arm}` {'beats' if verdict == 'helps' else 'is worse than'} `{against}` on "
                         + ", ".join(
-                            f"{r['class']} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], p {format_p(r['p_holm'])})"
+                            f"{r['class']} ({r['diff']:+.3f} [{r['adj_low']:+.3f}, {r['adj_high']:+.3f}], p {format_p(r['p_holm'])})"
                             for _, r in hit.iterrows()
                         )
                     )
@@ -126,7 +128,7 @@ def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
         rows = comparisons[(comparisons["arm"] == arm) & (comparisons["against"] == "oversample")]
         if len(rows):
             cells = [
-                f"{r['class']} {WORDS[r['verdict']]} ({r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}])"
+                f"{r['class']} {WORDS[r['verdict']]} ({r['diff']:+.3f} [{r['adj_low']:+.3f}, {r['adj_high']:+.3f}])"
                 for _, r in rows.iterrows()
             ]
             lines.append(f"At {regimen}, `{arm}` ({label}) against `oversample`: " + "; ".join(cells) + ".")
