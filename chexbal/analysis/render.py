@@ -1,18 +1,37 @@
-"""A report's blocks (("h1", text), ("p", text), ("img", path), ("table", frame)) as Markdown and as one
-self-contained HTML page."""
+"""A report's blocks as Markdown and as one self-contained HTML page.
+
+Blocks are ("h1" | "h2" | "p", text), ("img", path, caption) and ("table", frame). The HTML is the
+same Markdown rendered by markdown-it-py (a maintained CommonMark renderer, with tables), plus what
+a page needs and Markdown has not: a table of contents, figures embedded with their captions, and
+verdicts coloured (better / worse / no detectable difference).
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import math
+import re
 from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+VERDICTS = {"better": "better", "helps": "better", "worse": "worse", "hurts": "worse", "no detectable difference": "none"}
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}"
+    "table{border-collapse:collapse;font-size:13px;margin:1em 0;display:block;overflow-x:auto}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;vertical-align:top}tr:nth-child(even){background:#f7f7f7}"
+    "th{background:#eee;position:sticky;top:0}figure{margin:1.2em 0}img{max-width:100%}"
+    "figcaption{font-size:13px;color:#555}code{background:#f1f1f1;padding:0 3px;border-radius:3px}"
+    "nav{background:#f7f7f7;padding:.5em 1em;font-size:14px}"
+    ".better{color:#137333;font-weight:600}.worse{color:#b3261e;font-weight:600}.none{color:#666}"
+)
 
 
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return str(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(blocks, out: Path) -> str:
@@ -24,40 +43,46 @@ def to_markdown(blocks, out: Path) -> str:
             lines += [content[0], ""]
         elif kind == "img":
             lines += [f"![{content[0].stem}]({content[0].relative_to(out)})", ""]
+            lines += [f"*{content[1]}*", ""] if len(content) > 1 else []
         elif kind == "table":
-            table = content[0]
-            lines += ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
-            lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-            lines.append("")
+            lines += [_markdown_table(content[0]), ""]
+    return "\n".join(lines)
+
+
+def _markdown_table(table) -> str:
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
 
 
 def to_html(blocks, title: str) -> str:
-    body = []
+    md = MarkdownIt("commonmark").enable("table")
+    body, contents = [], []
     for kind, *content in blocks:
-        if kind in ("h1", "h2"):
-            body.append(f"<{kind}>{html.escape(content[0])}</{kind}>")
+        if kind == "h2":
+            anchor = re.sub(r"[^a-z0-9]+", "-", content[0].lower()).strip("-")
+            contents.append(f'<li><a href="#{anchor}">{html.escape(content[0])}</a></li>')
+            body.append(f'<h2 id="{anchor}">{md.renderInline(content[0])}</h2>')
+        elif kind == "h1":
+            body.append(f"<h1>{md.renderInline(content[0])}</h1>")
         elif kind == "p":
-            text = html.escape(content[0])
-            text = text.replace("**", "<b>", 1).replace("**", "</b>", 1) if text.count("**") >= 2 else text
-            body.append(f"<p>{text}</p>")
+            body.append(md.render(content[0]))
         elif kind == "img":
             data = base64.b64encode(content[0].read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(content[0].stem)}" src="data:image/png;base64,{data}">')
-        elif kind == "table":
-            table = content[0]
-            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
-                for row in table.itertuples(index=False)
+            caption = f"<figcaption>{md.renderInline(content[1])}</figcaption>" if len(content) > 1 else ""
+            body.append(
+                f'<figure><img alt="{html.escape(content[0].stem)}" src="data:image/png;base64,{data}">{caption}</figure>'
             )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
-        "img{max-width:100%}"
-    )
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        elif kind == "table":
+            body.append(_coloured(md.render(_markdown_table(content[0]))))
+    nav = f"<nav><b>Contents</b><ul>{''.join(contents)}</ul></nav>"
+    head = f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n'
+    return head + body[0] + "\n" + nav + "\n" + "\n".join(body[1:]) + "\n</body></html>\n"
+
+
+def _coloured(table_html: str) -> str:
+    """A table cell that is a verdict (or ends with one in brackets) in its verdict's colour."""
+    pattern = "|".join(re.escape(v) for v in sorted(VERDICTS, key=len, reverse=True))
+    return re.sub(
+        rf"<td>([^<]*?)\b({pattern})\b", lambda m: f'<td>{m[1]}<span class="{VERDICTS[m[2]]}">{m[2]}</span>', table_html
     )

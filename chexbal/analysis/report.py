@@ -216,14 +216,23 @@ def oracle_blocks(folder: Path) -> list:
 def figure_sections(folder: Path, runs: Runs, fracs: list[float], out: Path) -> list:
     """Samples, learning curves and CAMs, each a gap where there is nothing to draw."""
     samples = samples_section(folder, fracs, out)
-    blocks = [("h2", "Samples: real vs generated"), ("img", samples) if samples else ("p", "No generated set: gap.")]
+    blocks = [
+        ("h2", "Samples: real vs generated"),
+        ("img", samples, "Real pool images and generated ones for the same targets.")
+        if samples
+        else ("p", "No generated set: gap."),
+    ]
     curves, gaps = curves_section(runs, fracs, out)
     blocks.append(("h2", "Learning curves (lowest seed)"))
-    blocks += [("img", curves), ("table", gaps)] if curves else [("p", "No runs: gap.")]
+    blocks += (
+        [("img", curves, "Training and validation loss per epoch, lowest seed of each arm."), ("table", gaps)]
+        if curves
+        else [("p", "No runs: gap.")]
+    )
     cams, cam_run = cam_section(folder, runs, fracs, out)
     blocks.append(("h2", "Class activation maps"))
     blocks += (
-        [("img", cams), ("p", f"Model: {cam_run}. Real rows: the test positives it scores highest.")]
+        [("img", cams, f"Class activation maps of {cam_run}. Real rows: the test positives it scores highest.")]
         if cams
         else [("p", "No GAN-augmented run: gap.")]
     )
@@ -251,12 +260,25 @@ def figure_blocks(aucs: pd.DataFrame, comparisons: pd.DataFrame, out: Path) -> l
     blocks = []
     versus_oversample = comparisons[comparisons["against"] == "oversample"]
     if len(versus_oversample):
-        blocks.append(("img", figures.forest(versus_oversample, TARGETS, out / "headline.png", "oversample")))
+        caption = "The question itself: each generator arm and real-extra minus oversample (the same extra images, as repeats of real positives), with Holm-adjusted 95% intervals."
+        blocks.append(("img", figures.forest(versus_oversample, TARGETS, out / "headline.png", "oversample"), caption))
     versus_none = comparisons[comparisons["against"] == "none"]
     if len(versus_none):
-        blocks.append(("img", figures.forest(versus_none, TARGETS, out / "forest.png")))
+        blocks.append(
+            (
+                "img",
+                figures.forest(versus_none, TARGETS, out / "forest.png"),
+                "Every arm minus none, Holm-adjusted 95% intervals.",
+            )
+        )
     if aucs["frac"].nunique() > 1:
-        blocks.append(("img", figures.by_size(aucs, TARGETS, out / "auc-by-size.png")))
+        blocks.append(
+            (
+                "img",
+                figures.by_size(aucs, TARGETS, out / "auc-by-size.png"),
+                "Test AUC by regimen, mean over seeds, 95% intervals.",
+            )
+        )
     return blocks
 
 
