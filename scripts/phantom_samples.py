@@ -3,7 +3,8 @@
     .venv/bin/python scripts/phantom_samples.py [--size 64] [--out docs/phantom-findings.png]
 
 Each row shows the same four patients with no finding, with the finding positive (1) and with it
-uncertain (-1), so the sign is the only difference within a column pair.
+uncertain (-1), so the sign is the only difference within a column pair. The label noise is off here
+(every positive and uncertain label shows its sign), so the figure shows what the signs look like.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from chexbal.data.labels import PATHOLOGIES
+from chexbal.data.sources import phantom
 from chexbal.data.sources.phantom import render
 
 LABEL_WIDTH = 190
@@ -26,6 +28,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/phantom-findings.png"))
     args = parser.parse_args()
     s, rows = args.size, []
+    phantom.SHOWN.update({name: (1.0, 1.0, 0.0) for name in phantom.SHOWN})
     for name in PATHOLOGIES[1:]:
         tiles = []
         for k in range(4):

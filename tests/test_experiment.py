@@ -186,6 +186,7 @@ def test_slurm_waves_through_submitits_local_executor(tiny, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     plan = write_plan(tmp_path, base / "CheXpert-v1.0-small", arms=("none",))
     executor = submitit.LocalExecutor(folder=tmp_path / "submitit")
+    executor.update_parameters(timeout_min=60)  # a shared CI machine can be slow
     left = experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor))
     assert left == [] and len(results(tmp_path)) == 2
     assert experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor)) == []

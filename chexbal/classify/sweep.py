@@ -123,9 +123,10 @@ def run_submitit(pending: list[TrainConfig], options: SlurmOptions, cluster: str
             gpus_per_node=options.gpus,
             cpus_per_task=options.cpus,
             slurm_array_parallelism=options.parallel,
+            slurm_signal_delay_s=120,  # Slurm warns each job 2 minutes ahead of its time limit...
             **({"slurm_partition": options.partition} if options.partition else {}),
         )
-        jobs = executor.map_array(run_one, pending)
+        jobs = executor.map_array(ResumingRun(), pending)
     except (RuntimeError, OSError, subprocess.CalledProcessError) as err:  # no Slurm here, sbatch refused
         raise ChexbalError(f"could not submit to {cluster}: {str(err).strip().splitlines()[-1]}") from None
     for job in jobs:
@@ -133,6 +134,19 @@ def run_submitit(pending: list[TrainConfig], options: SlurmOptions, cluster: str
             job.result()
         except Exception as err:  # a failed job: name it, keep its log, the others' runs stay
             raise ChexbalError(f"sweep job {job.job_id} failed; log in {options.logs}: {str(err).splitlines()[-1]}") from None
+
+
+class ResumingRun:
+    """A sweep job that submitit requeues when Slurm warns of the time limit or a pre-emption
+    (`checkpoint`): the requeued job resumes the run from its last.pt instead of starting it again."""
+
+    def __call__(self, cfg: TrainConfig) -> str:
+        return run_one(cfg)
+
+    def checkpoint(self, cfg: TrainConfig):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(ResumingRun(), cfg)  # ...and requeues it to resume
 
 
 def run_one(cfg: TrainConfig, quiet: bool = True) -> str:
