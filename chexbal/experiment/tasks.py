@@ -143,7 +143,7 @@ def classifier_task(plan: Plan, regimen: Regimen, arm: str, seed: int, sizes) ->
 def gan_eval_tasks(plan: Plan, sizes) -> list[Task]:
     """Each generator judged by the plan's `none` runs: the pool generator once, each regimen's own."""
     judge_frac, judge_seeds = plan.judges
-    judged = next(r for r in plan.regimens if r.frac == judge_frac) if plan.regimens else None
+    judged = next((r for r in plan.regimens if r.frac == judge_frac), None)
     judges = [train_config(plan, judged, "none", s).default_run_dir() for s in judge_seeds] if judged else []
     wanted = [("pool", judge_frac)] if any("gan" in r.arms for r in plan.regimens) else []
     wanted += [("regimen", r.frac) for r in plan.regimens if "gan-regimen" in r.arms]
