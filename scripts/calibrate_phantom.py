@@ -1,10 +1,11 @@
 """Calibrate the phantom's learning curve: render a variant of the renderer, train the `none` arm, log.
 
     .venv/bin/python scripts/calibrate_phantom.py --name v2a --fracs 0.01 --seeds 0 1 2 \
-        [--shown "Lung Lesion=0.78,0.4,0.002"] [--contrast "Pleural Other=0.85"] [--parallel 2]
+        [--shown "Lung Lesion=0.78,0.4,0.002"] [--contrast "Pleural Other=0.85"] \
+        [--faint "Lung Lesion=0.22,0.3"] [--parallel 2]
 
-A variant overrides `phantom.SHOWN` (the label-noise model) and `phantom.CONTRAST` (each target's
-conspicuity) in this process, prepares data/calib-<name>/ with them (rendered here, so the override
+A variant overrides `phantom.SHOWN` (the label-noise model), `phantom.CONTRAST` (each target's
+conspicuity) and `phantom.FAINT` (the share of faint signs) in this process, prepares data/calib-<name>/ with them (rendered here, so the override
 holds), and trains `none` with the experiment's protocol (64 px, Adam, lr 1e-3, batch 32, split seed
 0; 10 epochs at 1%, 5 at 10%), `--parallel` single-thread processes at a time. Each finished run
 appends a row to docs/phantom-calibration.csv: the settings, the test AUC per class against the
@@ -37,14 +38,12 @@ PROTOCOL = ["--aug", "none", "--lr", "0.001", "--batch-size", "32", "--optimizer
 
 def main() -> None:
     args = parse_args()
-    apply_overrides(args.shown, args.contrast)
-    if args.lesion_sizes:
-        phantom.LESION_SIZES = tuple(float(v) for v in args.lesion_sizes.split(","))
+    apply_overrides(args.shown, args.contrast, args.faint)
     dataset = f"calib-{args.name}"
     settings = {
         "shown": phantom.SHOWN,
         "contrast": phantom.CONTRAST,
-        "lesion_sizes": phantom.LESION_SIZES,
+        "faint": phantom.FAINT,
         "renderer_version": phantom.RENDERER_VERSION,
     }
     folder = Path("data") / dataset
@@ -78,18 +77,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="default: 10 at 1%%, 5 at 10%% (the experiment's)")
     parser.add_argument("--shown", action="append", default=[], help="FINDING=P_POSITIVE,P_UNCERTAIN,P_NEGATIVE")
     parser.add_argument("--contrast", action="append", default=[], help="TARGET=MULTIPLIER")
-    parser.add_argument("--lesion-sizes", help="LOW,HIGH: the range of Lung Lesion radii, in LESION_RADIUS")
+    parser.add_argument("--faint", action="append", default=[], help="TARGET=SHARE,FACTOR: faint signs")
     parser.add_argument("--parallel", type=int, default=2)
     return parser.parse_args()
 
 
-def apply_overrides(shown: list[str], contrast: list[str]) -> None:
+def apply_overrides(shown: list[str], contrast: list[str], faint: list[str]) -> None:
     for item in shown:
         name, values = item.split("=")
         phantom.SHOWN[name] = tuple(float(v) for v in values.split(","))
     for item in contrast:
         name, value = item.split("=")
         phantom.CONTRAST[name] = float(value)
+    for item in faint:
+        name, values = item.split("=")
+        phantom.FAINT[name] = tuple(float(v) for v in values.split(","))
 
 
 def run_dir(dataset: str, frac: float, seed: int) -> Path:
@@ -133,7 +135,7 @@ def record(name: str, settings: dict, folder: Path, frac: float, seed: int, seco
         {
             "shown": {t: settings["shown"][t] for t in TARGETS},
             "contrast": settings["contrast"],
-            "lesion_sizes": settings["lesion_sizes"],
+            "faint": settings["faint"],
         }
     )
     table = pd.concat([pd.read_csv(LOG), pd.DataFrame([row])]) if LOG.exists() else pd.DataFrame([row])

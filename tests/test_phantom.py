@@ -129,3 +129,18 @@ def test_a_generator_that_learnt_another_renderer_version_is_refused():
         check_renderer(Path("old.pt"), {"dataset": "phantom-64"}, dataset)  # written before versions were recorded
     check_renderer(Path("new.pt"), {"trained_on": {"renderer_version": phantom.RENDERER_VERSION}}, dataset)
     check_renderer(Path("any.pt"), {}, {"source": "chexpert"})  # real images have no renderer
+
+
+def test_a_faint_share_draws_that_share_of_signs_at_the_faint_strength(monkeypatch):
+    """FAINT dims the stated share of a target's shown signs by its factor, and leaves every other
+    decision of the scene (which signs are shown, where) as it was."""
+    monkeypatch.setitem(phantom.SHOWN, "Lung Lesion", (1.0, 1.0, 0.0))
+    paths = [f"CheXpert-v1.0-small/train/patient{k:05d}/study1/view1_frontal.jpg" for k in range(400)]
+    raw = labels(Lung_Lesion=1)
+    clear = [phantom.scene(path, raw, 0) for path in paths]
+    monkeypatch.setitem(phantom.FAINT, "Lung Lesion", (0.25, 0.3))
+    mixed = [phantom.scene(path, raw, 0) for path in paths]
+    ratio = np.array([m["strength"]["Lung Lesion"] / c["strength"]["Lung Lesion"] for m, c in zip(mixed, clear)])
+    assert set(np.round(ratio, 6)) == {0.3, 1.0}
+    assert abs((ratio < 1).mean() - 0.25) <= 4 * np.sqrt(0.25 * 0.75 / len(paths))
+    assert all(m["place"] == c["place"] for m, c in zip(mixed, clear))

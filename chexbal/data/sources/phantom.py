@@ -51,9 +51,10 @@ SHOWN: dict[str, tuple[float, float, float]] = {
 # slope of its learning curve.
 CONTRAST = {"Lung Lesion": 1.75, "Pleural Other": 0.5, "Fracture": 0.7}
 LESION_RADIUS, BAND_WIDTH, BAND_LENGTH, CALLUS_RADIUS = 0.075, 0.045, 0.45, 0.07
-# Nodules come in sizes: large ones are learnt from a few examples, small ones need many, which
-# flattens Lung Lesion's curve as CheXpert's is flat (each lesion's radius is LESION_RADIUS times this).
-LESION_SIZES = (1.0, 1.0)
+# Some shown signs are faint: (the share of a target's shown signs drawn faint, their strength
+# factor). Clear signs are learnt from a few examples, faint ones need many, which flattens a target's
+# learning curve the way CheXpert's flattens (a subtle finding is still a finding: `signs` counts it).
+FAINT: dict[str, tuple[float, float]] = {target: (0.0, 1.0) for target in TARGETS}
 
 
 def labels_csv() -> Path:
@@ -110,8 +111,10 @@ def scene(path: str, raw: np.ndarray, seed: int) -> dict:
         "break": (side(), int(rng.integers(2, 6)), rng.uniform(0.45, 0.8)),
         "tube tip": rng.uniform(-0.45, -0.2),
         "line start": rng.uniform(0.55, 0.75),
-        "lesion size": rng.uniform(*LESION_SIZES),  # last: the draws before it are version 2's first ones
     }
+    for target, draw in zip(TARGETS, rng.uniform(size=len(TARGETS))):  # last: earlier draws are version 2's
+        share, factor = FAINT[target]
+        strength[target] *= factor if draw < share else 1.0
     return {"anatomy": anatomy, "strength": strength, "place": place}
 
 
@@ -332,7 +335,7 @@ def _target_box(drawn: dict, target: str, size: int) -> tuple[float, float, floa
     a, place = drawn["anatomy"], drawn["place"]
     if target == "Lung Lesion":
         px, py = _in_lung(a, place["lung side"], place["lesion"])
-        us, vs, margin = np.array([px]), np.array([py]), 1.3 * LESION_RADIUS * place["lesion size"]
+        us, vs, margin = np.array([px]), np.array([py]), 1.3 * LESION_RADIUS
     elif target == "Pleural Other":
         side, top = place["band"][0], _band_top(a, place["band"])
         vs = np.linspace(top, top + BAND_LENGTH, 16)
