@@ -54,10 +54,19 @@ def experiment(plan_file: Path, options: Options = Options(), command: str = "")
 def launch(tasks, folder: Path, options: Options) -> list[str]:
     if options.launcher == "slurm":
         return runner.run_slurm(tasks, folder, options.slurm_executor or slurm_executor(folder))
+    gpus = gpu_count()
+    return runner.run_local(tasks, processes_at_once(options, gpus), folder, gpus)
+
+
+def gpu_count() -> int:
     import torch
 
-    gpus = torch.cuda.device_count()
-    return runner.run_local(tasks, options.parallel or (2 * gpus if gpus else 2), folder, gpus)
+    return torch.cuda.device_count()
+
+
+def processes_at_once(options: Options, gpus: int) -> int:
+    """--parallel, or two single-thread processes on a CPU, two per GPU."""
+    return options.parallel or (2 * gpus if gpus else 2)
 
 
 def slurm_executor(folder: Path):
@@ -79,7 +88,7 @@ def show_plan(plan, tasks, sizes, options: Options) -> None:
     seconds = {t.name: rates.seconds(t, test_images) for t in left}
     for task in left:
         results.print(f"  {seconds[task.name] / 60:7.1f} min  {task.name}")
-    parallel = options.parallel or 2
+    parallel = processes_at_once(options, gpu_count())
     hours = sum(seconds.values()) / 3600
     results.print(
         f"about {hours:.1f} process-hours here ({hours / parallel:.1f} h with {parallel} at once), plus the report; "

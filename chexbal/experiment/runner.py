@@ -1,5 +1,6 @@
-"""Running a plan's tasks: one runner per plan (a lock), tasks started as their inputs appear, one
-progress line per task, logs and wall times under the plan's run folder.
+"""Running a plan's tasks: tasks started as their inputs appear, one progress line per task, logs and
+wall times under the plan's run folder. One runner per plan: the caller holds the plan's lock
+(`files.locked` in experiment/run.py).
 
 Resumable by construction: a task is a `chexbal` command whose finished output is on disk, so a
 re-run skips what is done and resumes what was interrupted (each stage resumes itself).
