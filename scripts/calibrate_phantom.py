@@ -5,8 +5,8 @@
         [--faint "Lung Lesion=0.22,0.3"] [--parallel 2]
 
 A variant overrides `phantom.SHOWN` (the label-noise model), `phantom.CONTRAST` (each target's
-conspicuity) and `phantom.FAINT` (the share of faint signs) in this process, prepares data/calib-<name>/ with them (rendered here, so the override
-holds), and trains `none` with the experiment's protocol (64 px, Adam, lr 1e-3, batch 32, split seed
+conspicuity) and `phantom.FAINT` (the share of faint signs) in this process, prepares
+data/calib-<name>/ with them (rendered here, so the override holds), and trains `none` with the experiment's protocol (64 px, Adam, lr 1e-3, batch 32, split seed
 0; 10 epochs at 1%, 5 at 10%), `--parallel` single-thread processes at a time. Each finished run
 appends a row to docs/phantom-calibration.csv: the settings, the test AUC per class against the
 labels, against the drawn signs, and the oracle ceiling. Resumable: a logged run is skipped, an
