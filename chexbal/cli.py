@@ -52,8 +52,9 @@ Aug = Annotated[
     typer.Option(
         metavar="ARM",
         help="Arm: none, standard (h/v flips), affine (rotation, shift, scale), weighted (positive "
-        "weights in the loss), oversample, gan (pool generator), gan-regimen (regimen generator), "
-        "real-extra (real positives from outside the regimen).",
+        "weights in the loss), oversample, gan (pool GAN), gan-regimen (regimen GAN), diffusion (pool "
+        "diffusion model), diffusion-regimen (regimen diffusion model), real-extra (real positives from "
+        "outside the regimen).",
     ),
 ]
 PosWeightCap = Annotated[
@@ -70,8 +71,8 @@ RunsRoot = Annotated[Path, typer.Option("--runs", help="Folder of the default ru
 Checkpoint = Annotated[
     Optional[Path],
     typer.Option(
-        help="Generator checkpoint (generate --generator regimen: runs/gan/<dataset>/frac-<F>/generator.pt).",
-        show_default="the shipped phantom-64 generator",
+        help="Generator checkpoint (a regimen generator: runs/gan/ or runs/diffusion/<dataset>/frac-<F>/generator.pt).",
+        show_default="the shipped phantom-64 generator of that kind",
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
@@ -315,6 +316,48 @@ def train_gan(
     console.print(f"GAN run written to {folder}; generator: {folder / 'generator.pt'}")
 
 
+@app.command("train-diffusion")
+@user_errors
+def train_diffusion(
+    *,
+    frac: Annotated[float, typer.Option(help="Train on this regimen's training rows (1 = the pool model).")] = 1.0,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 8000,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 3e-4,
+    widths: Annotated[
+        str, typer.Option(help="UNet channels per resolution, full size first (comma-separated).")
+    ] = "16,32,64,128",
+    layers: Annotated[int, typer.Option(help="ResNet layers per UNet block.")] = 1,
+    label_dropout: Annotated[float, typer.Option(help="Share of rows trained without their label (for guidance).")] = 0.1,
+    target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
+    sample_steps: Annotated[int, typer.Option(help="DDIM steps when sampling (recorded with the model).")] = 25,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (0: ignore the label, 1: none).")] = 2.0,
+    seed: Seed = 0,
+    split_seed: SplitSeed = 0,
+    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 1000,
+    amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
+    device: Device = "auto",
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run folder.", show_default="runs/diffusion/<dataset>/frac-<F>")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
+) -> None:
+    """Train the label-conditioned diffusion model on a regimen's training rows (never its validation or test patients)."""
+    options = {**locals(), "widths": parse_widths(widths)}
+    from chexbal.generators.diffusion.train import DiffusionConfig
+    from chexbal.generators.diffusion.train import train_diffusion as run
+
+    folder = run(build_config(DiffusionConfig, options), resume=resume)
+    console.print(f"diffusion run written to {folder}; model: {folder / 'generator.pt'}")
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ChexbalError(f"--widths must be comma-separated channel counts such as 16,32,64,128, not {text!r}", 2) from None
+
+
 @app.command()
 @user_errors
 def generate(
@@ -326,18 +369,55 @@ def generate(
     ] = 0,
     share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
     generator: Annotated[
-        str, typer.Option(help="pool (the `gan` arm's set) or regimen (the `gan-regimen` arm's, from `train-gan --frac F`).")
+        str,
+        typer.Option(
+            help="pool (the `gan` arm's set), regimen (`gan-regimen`'s, from `train-gan --frac F`), diffusion "
+            "(`diffusion`'s) or diffusion-regimen (`diffusion-regimen`'s, from `train-diffusion --frac F`)."
+        ),
     ] = "pool",
     device: Device = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
-    """Generate the regimen's planned images into data/<dataset>/synthetic/frac-<F>[-regimen]/."""
+    """Generate the regimen's planned images into data/<dataset>/synthetic/frac-<F>[-<generator>]/."""
     options = locals()
     from chexbal.generators.generate import generate as run
 
     folder = run(**options)
     console.print(f"generated set written to {folder}")
+
+
+@app.command("import-synthetic")
+@user_errors
+def import_synthetic(
+    source: Annotated[Path, typer.Argument(help="A folder of PNG/JPEG images, or a .zarr array of uint8 images (N, S, S).")],
+    *,
+    labels: Annotated[Path, typer.Option(help="CSV: Path (relative to the folder; not for .zarr) and the 14 label columns.")],
+    name: Annotated[str, typer.Option(help="The set's name: train it with --aug synthetic:NAME.")],
+    trained_on: Annotated[str, typer.Option(help="What the generator was trained on, in words (shown in the report).")],
+    trained_on_rows: Annotated[
+        Optional[Path], typer.Option(help="A CSV of the rows the generator was trained on, when known (counted and hashed).")
+    ] = None,
+    frac: Frac = 0.01,
+    split_seed: SplitSeed = 0,
+    share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
+    resize: Annotated[bool, typer.Option(help="Resize images of another size to the dataset's (bilinear).")] = False,
+    allow_short: Annotated[bool, typer.Option(help="Take fewer images than the plan asks for (the report says so).")] = False,
+    data_dir: DataDir = Path("data"),
+    dataset: Dataset = DEFAULT_DATASET,
+) -> None:
+    """Bring any generator's images into a regimen's synthetic set, for the fair protocol (--aug synthetic:NAME)."""
+    from chexbal.generators.imported import import_synthetic as run
+
+    where, taken = run(
+        source, labels, frac, name, declared=trained_on, declared_rows=trained_on_rows, resize=resize,
+        allow_short=allow_short, split_seed=split_seed, share=share, data_dir=data_dir, dataset=dataset,
+    )  # fmt: skip
+    counts = ", ".join(f"{t} {c['taken']} of {c['planned']}" for t, c in taken.items())
+    notes = [note for note, on in (("resized to the dataset's size", resize), ("short of the plan", allow_short)) if on]
+    console.print(
+        f"imported into {where} ({counts}{'; ' + ', '.join(notes) if notes else ''}); train it with --aug synthetic:{name}"
+    )
 
 
 @app.command("gan-eval")
@@ -372,7 +452,7 @@ def gan_eval(
         out=out,
         second_judge=second_judge,
     )
-    table = Table(title=f"GAN quality ({result['generated']} generated images)")
+    table = Table(title=f"Generator quality ({result['generated']} generated images)")
     rows = quality_table(result)
     for column in rows.columns:
         table.add_column(column, justify="right")
@@ -393,7 +473,7 @@ def report(
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
-    """Tables 1 and 2 with CIs and paired tests, samples, learning curves, CAMs, GAN quality."""
+    """Tables 1 and 2 with CIs and paired tests, samples, learning curves, CAMs, generator quality."""
     from chexbal.analysis.report import report as run
 
     folder = run(name=name, runs_root=runs, data_dir=data_dir, dataset=dataset, out_root=out, n_boot=n_boot)
@@ -426,7 +506,20 @@ def experiment(
 
 
 # `chexbal --help` lists the commands in the pipeline's order.
-PIPELINE = ("prepare", "info", "plan", "train-gan", "generate", "gan-eval", "train", "sweep", "experiment", "report")
+PIPELINE = (
+    "prepare",
+    "info",
+    "plan",
+    "train-gan",
+    "train-diffusion",
+    "generate",
+    "import-synthetic",
+    "gan-eval",
+    "train",
+    "sweep",
+    "experiment",
+    "report",
+)
 app.registered_commands.sort(key=lambda c: PIPELINE.index(c.name or c.callback.__name__))
 
 if __name__ == "__main__":

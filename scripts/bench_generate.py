@@ -1,10 +1,14 @@
-"""Generated images per second written to Zarr against bare generator forward passes, in one run.
+"""Generated images per second written to Zarr against bare network forward passes, in one run.
 
-    .venv/bin/python scripts/bench_generate.py [--size 64] [--blocks 8] [--device auto]
+    .venv/bin/python scripts/bench_generate.py [--generator gan|diffusion] [--size 64] [--blocks 8]
+        [--sample-steps 25] [--guidance 2] [--device auto]
 
-Both sides use the same generator (64 px, the shipped architecture) and the same label vectors:
-`generate`'s own path (seeded latents, forward, uint8 conversion, Zarr chunk writes in a second
-thread) against the forward passes alone. Alternates twice, keeps the best of each. Last line: `ratio <value>`.
+Both sides use the same network (the shipped architecture of that kind, untrained: speed does not
+depend on the weights) and the same label vectors: `generate`'s own path (seeded noise, the GAN's
+forward pass or the diffusion model's DDIM loop with classifier-free guidance, uint8 conversion, Zarr
+chunk writes in a second thread) against the bare forward passes alone (for diffusion: the UNet at the
+same steps and the same doubled batch that guidance needs). Alternates twice, keeps the best of each.
+Last line: `ratio <value>`.
 """
 
 from __future__ import annotations
@@ -24,31 +28,58 @@ from chexbal.generators.generate import fill
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generator", choices=("gan", "diffusion"), default="gan")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--sample-steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = pick_device(args.device)
     torch.manual_seed(0)
-    generator = Generator(args.size).to(device).eval()
+    generator, bare_block = build(args, device)
     n = args.blocks * store.BLOCK
     vectors = (torch.rand(n, 14) < 0.2).float()
-    z = torch.randn(n, generator.z_dim)
     written, bare = [], []
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         for trial in range(2):
             images = store.open_or_create(Path(tmp) / f"s{trial}.zarr", n, args.size, {"kind": "bench"})
             start = time.perf_counter()
-            fill(images, list(range(args.blocks)), generator, vectors, 0, device)
+            fill(images, list(range(args.blocks)), generator, vectors, 0)
             written.append(n / (time.perf_counter() - start))
             start = time.perf_counter()
             for i in range(0, n, store.BLOCK):
-                generator(z[i : i + store.BLOCK].to(device), vectors[i : i + store.BLOCK].to(device)).cpu()
+                bare_block(vectors[i : i + store.BLOCK].to(device)).cpu()
             bare.append(n / (time.perf_counter() - start))
-    print(f"{n} images at {args.size} px on {device}")
+    print(f"{n} images at {args.size} px on {device}, {args.generator}" + describe(args))
     print(f"generate to Zarr   {max(written):8.1f} img/s")
     print(f"bare forward       {max(bare):8.1f} img/s")
     print(f"ratio {max(written) / max(bare):.3f}")
+
+
+def build(args, device):
+    """The generator `fill` runs, and one block's bare forward passes."""
+    if args.generator == "gan":
+        gan = Generator(args.size).to(device).eval()
+        return gan, lambda labels: gan(torch.randn(len(labels), gan.z_dim, device=device), labels)
+    from chexbal.generators.diffusion.model import DiffusionGenerator, LabelConditionedUNet
+
+    unet = LabelConditionedUNet(args.size).to(device).eval()
+    guided = args.guidance not in (0, 1)
+
+    def unet_passes(labels):
+        batch = torch.cat([labels, labels]) if guided else labels
+        x = torch.randn(len(batch), 1, args.size, args.size, device=device)
+        t = torch.full((len(batch),), 500, device=device)
+        for _ in range(args.sample_steps):
+            x = unet(x, t, batch)
+        return x
+
+    return DiffusionGenerator(unet, args.sample_steps, args.guidance), unet_passes
+
+
+def describe(args) -> str:
+    return f" ({args.sample_steps} DDIM steps, guidance {args.guidance:g})" if args.generator == "diffusion" else ""
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def test_a_task_waits_for_what_it_needs():
     needs = {t.name: t.needs for t in tasks_of(REPO / "experiments" / "phantom.toml")}
     assert needs["train 0.1 gan seed 2"] == ("prepare 0.1", "generate pool 0.1")
     assert needs["train 0.1 real-extra seed 0"] == ("prepare 0.1", "prepare 1")
-    assert needs["generate regimen 0.1"] == ("train-gan 0.1",)
+    assert needs["generate regimen 0.1"] == ("prepare 0.1", "train-gan 0.1")
     assert needs["gan-eval regimen 0.1"] == ("train 0.01 none seed 0", "train 0.01 none seed 1", "train-gan 0.1")
 
 
@@ -129,6 +129,24 @@ def test_a_dry_run_lists_the_tasks_and_runs_nothing(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "8 to run" in result.output and "train 1 gan-regimen seed 1" in result.output
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
+
+
+def test_the_diffusion_arms_train_their_models_with_the_plans_recipe_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = write_plan(
+        tmp_path, make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20), ("none", "diffusion", "diffusion-regimen")
+    )
+    text = path.read_text().replace("frac = 1\n", "frac = 0.5\n").replace("judge_frac = 1", "judge_frac = 0.5")
+    path.write_text(text.replace("[evaluation]", "[diffusion]\nsteps = 7\nwidths = [8, 16]\n[evaluation]"))
+    tasks = {t.name: t for t in tasks_of(path)}
+    assert tasks["generate diffusion 0.5"].needs == ("prepare 0.5", "train-diffusion 1")
+    assert tasks["generate diffusion-regimen 0.5"].needs == ("prepare 0.5", "train-diffusion 0.5")
+    assert tasks["train 0.5 diffusion-regimen seed 1"].needs == ("prepare 0.5", "generate diffusion-regimen 0.5")
+    command = " ".join(tasks["train-diffusion 0.5"].command)
+    assert "--steps 7" in command and "--widths 8,16" in command and "--split-seed 0" in command
+    assert {"gan-eval diffusion 0.5", "gan-eval diffusion-regimen 0.5"} <= set(tasks)
+    result = CliRunner().invoke(app, ["experiment", str(path), "--dry-run"])  # the estimate measures the model here
+    assert result.exit_code == 0 and "train-diffusion 0.5" in result.output, result.output
 
 
 def results(where: Path) -> dict:

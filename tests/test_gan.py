@@ -13,8 +13,9 @@ from chexbal.errors import ChexbalError
 from chexbal.generators import generate as generate_module
 from chexbal.generators import synthetic
 from chexbal.generators.gan.nets import Discriminator, Generator, LabelClassifier
-from chexbal.generators.gan.train import BalancedRows, GanConfig, train_gan
+from chexbal.generators.gan.train import GanConfig, train_gan
 from chexbal.generators.generate import generate, load_generator
+from chexbal.generators.training import BalancedRows
 from chexbal.testing import PLANTED, make_chexpert, make_planted
 
 STEPS_TO_LEARN = 300

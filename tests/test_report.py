@@ -95,7 +95,7 @@ def test_report_files_and_self_contained_html(study):
         "Samples",
         "Learning curves",
         "Class activation maps",
-        "GAN quality",
+        "Generator quality",
         "sensitivity to uncertain labels",
         "each seed's run",
         "Provenance",

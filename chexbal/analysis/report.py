@@ -39,7 +39,6 @@ from chexbal.analysis.results import (
 )
 from chexbal.analysis.wording import answer, auc_grid, comparisons_table, rows_seen, seeds_note
 from chexbal.classify import classifier
-from chexbal.classify.arms import ARMS
 from chexbal.classify.cam import class_activation_maps
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index, settings
 from chexbal.data.labels import PATHOLOGIES, TARGETS
@@ -50,12 +49,12 @@ from chexbal.generators.evaluation import quality_table
 
 
 def curves_section(runs: Runs, fracs, out: Path) -> tuple[Path | None, pd.DataFrame]:
-    """Train and validation loss of the lowest seed's runs of none, oversample and the GAN arms."""
+    """Train and validation loss of the lowest seed's runs of none, oversample and the generator arms."""
     histories, gaps = {}, []
     for frac in fracs:
         arms = {
             arm: pd.read_csv(first_seed(runs, frac, arm) / "history.csv")
-            for arm in ("none", "oversample", "gan", "gan-regimen")
+            for arm in ("none", "oversample", "gan", "gan-regimen", "diffusion", "diffusion-regimen")
             if (frac, arm) in runs
         }
         if arms:
@@ -193,7 +192,7 @@ def table_blocks(folder: Path, fracs: list[float], runs: Runs, results: tuple, g
             ("h2", "Validation positives per regimen"),
             ("table", validation_positives(runs, folder)),
         ]
-    untrained = [f"{f:.0%}" for f in fracs if not any((f, arm) in runs for arm in ARMS)]
+    untrained = [f"{f:.0%}" for f in fracs if not any(frac == f for frac, _ in runs)]
     if untrained:
         blocks.append(("p", f"Regimens prepared but with no finished run (gap): {', '.join(untrained)}."))
     return blocks
@@ -311,7 +310,7 @@ def appendix_blocks(predictions: Predictions, aucs: pd.DataFrame, all_aucs: pd.D
 def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
     """Each `chexbal gan-eval` result (gan-eval*.json): fidelity and counterfactual shift per target,
     beside the gain of the arm that used that generator, so a reader sees whether fidelity predicts gain."""
-    blocks = [("h2", "GAN quality")]
+    blocks = [("h2", "Generator quality")]
     paths = sorted(runs_dir.glob("gan-eval*.json"))
     if not paths:
         return blocks + [("p", "No `chexbal gan-eval` result: gap.")]
@@ -328,7 +327,9 @@ def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
             ),
             ("table", quality_table(result)),
         ]
-        arm = "gan-regimen" if seen.get("validation_patients_excluded") else "gan"
+        arm = ("diffusion" if result.get("generator_kind") == "diffusion" else "gan") + (
+            "-regimen" if seen.get("frac", 1) < 1 else ""
+        )
         blocks.append(("table", fidelity_and_gain(result, gains[gains["arm"] == arm], arm)))
     return blocks
 

@@ -15,7 +15,7 @@ from chexbal import files
 from chexbal.analysis.evaluate import delong, format_p, holm
 from chexbal.analysis.oracle import oracle_ceiling, read_signs
 from chexbal.analysis.stats import SeedBootstrap
-from chexbal.classify.arms import ARMS
+from chexbal.classify.arms import GENERATED, IMPORTED, arm_order, is_arm
 from chexbal.data.dataset import read_index, training_rows
 from chexbal.data.labels import TARGETS
 from chexbal.data.splits import frac_of
@@ -25,7 +25,9 @@ from chexbal.generators.plan import make_plan
 
 ALPHA = 0.05
 # Comparisons beyond "against none": does a generator beat simply repeating the real positives?
-AGAINST_OVERSAMPLE = ("gan", "gan-regimen", "real-extra")
+AGAINST_OVERSAMPLE = ("gan", "gan-regimen", "diffusion", "diffusion-regimen", "real-extra")
+
+ARM_OF = {generator: arm for arm, generator in GENERATED.items()}  # a generated set's arm
 
 Runs = dict[tuple[float, str], dict[int, Path]]
 
@@ -35,7 +37,7 @@ def find_runs(runs_root: Path, dataset: str) -> Runs:
     finished run of that seed with the best mean validation AUC."""
     chosen: Runs = {}
     for arm_dir in sorted((runs_root / dataset).glob("frac-*/*")):
-        if arm_dir.name not in ARMS:
+        if not is_arm(arm_dir.name):
             continue
         frac = frac_of(arm_dir.parent.name)
         by_seed: dict[int, list[tuple[float, Path]]] = {}
@@ -78,28 +80,42 @@ def table1(folder: Path, fracs: list[float], seed: int = 0) -> pd.DataFrame:
 
 
 def generators_table(folder: Path, fracs: list[float]) -> pd.DataFrame:
-    """What the generator behind each generated set saw: the confound of the `gan` arm, at a glance."""
+    """What the generator behind each generated or imported set saw: the confound of the `gan` arm
+    at a glance, and for an imported set what its user declared."""
     rows = []
     for frac in fracs:
-        for generator in synthetic.GENERATORS:
+        for generator in (*synthetic.GENERATORS, *imported_sets(folder, frac)):
             path = synthetic.folder(folder, frac, generator) / "provenance.json"
-            if not path.exists():
-                continue
-            provenance = files.read_json(path)
-            seen = provenance.get("trained_on") or trained_on(provenance.get("generator", {}))
-            rows.append(
-                {
-                    "regimen": f"{frac:.0%}",
-                    "arm": "gan" if generator == "pool" else "gan-regimen",
-                    "generator trained on regimen": f"{seen.get('frac', float('nan')):.0%}",
-                    "rows": seen.get("rows"),
-                    "patients": seen.get("patients", "—"),
-                    "validation patients excluded": "yes" if seen.get("validation_patients_excluded") else "no",
-                    "images added": provenance["plan"]["augmented"] - provenance["plan"]["real"],
-                    "generator sha256": provenance["checkpoint_sha256"][:12],
-                }
-            )
+            if path.exists():
+                rows.append(generator_row(frac, generator, files.read_json(path)))
     return pd.DataFrame(rows)
+
+
+def imported_sets(folder: Path, frac: float) -> list[str]:
+    """A regimen's imported sets, by generator name (import-<NAME>)."""
+    base = synthetic.folder(folder, frac).name  # frac-<F>
+    return sorted(p.name[len(base) + 1 :] for p in folder.glob(f"synthetic/{base}-{synthetic.IMPORTED}*"))
+
+
+def generator_row(frac: float, generator: str, provenance: dict) -> dict:
+    seen = provenance.get("trained_on") or trained_on(provenance.get("generator", {}))
+    importer = generator.startswith(synthetic.IMPORTED)
+    short = provenance.get("short") or {}
+    return {
+        "regimen": f"{frac:.0%}",
+        "arm": f"{IMPORTED}{generator[len(synthetic.IMPORTED) :]}" if importer else ARM_OF[generator],
+        "generator trained on regimen": f"declared: {seen.get('declared')}"
+        if importer
+        else f"{seen.get('frac', float('nan')):.0%}",
+        "rows": seen.get("rows"),
+        "patients": seen.get("patients", "—"),
+        "validation patients excluded": {True: "yes", False: "no"}.get(seen.get("validation_patients_excluded"), "unknown"),
+        "images added": sum(c["taken"] for c in provenance["per_target"].values())
+        if importer
+        else provenance["plan"]["augmented"] - provenance["plan"]["real"],
+        "short of the plan": "; ".join(f"{t} {c['taken']} of {c['planned']}" for t, c in short.items()) or "no",
+        "generator sha256": (provenance["checkpoint_sha256"] or "imported")[:12],
+    }
 
 
 def validation_positives(runs: Runs, folder: Path) -> pd.DataFrame:
@@ -163,7 +179,7 @@ def auc_tables(
             boot = SeedBootstrap(y, patients, scores, n_boot)
             certain = (raw.loc[order, name] != -1).to_numpy() if raw is not None else np.ones(len(y), bool)
             where = {"regimen": f"{frac:.0%}", "frac": frac, "class": name}
-            for arm in (a for a in ARMS if a in scores):
+            for arm in sorted(scores, key=arm_order):
                 result = boot.arm(arm)
                 certain_auc = np.mean([roc_auc_score(y[certain], v[certain]) for v in scores[arm].values()])
                 aucs.append(_auc_row(where, arm, epochs[arm], result, certain_auc))
@@ -195,7 +211,7 @@ def _comparison_rows(where: dict, arm: str, boot: SeedBootstrap) -> list[dict]:
     """The arm against none, and a generator or real-extra also against oversample."""
     rows = []
     for reference in ("none", "oversample"):
-        if arm == reference or (reference == "oversample" and arm not in AGAINST_OVERSAMPLE):
+        if arm == reference or (reference == "oversample" and arm not in AGAINST_OVERSAMPLE and not arm.startswith(IMPORTED)):
             continue
         comparison = boot.compare(arm, reference)
         if comparison is not None:
@@ -265,7 +281,7 @@ def first_seed(runs: Runs, frac: float, arm: str) -> Path | None:
 
 def provenance_table(runs: Runs) -> pd.DataFrame:
     rows = []
-    for (frac, arm), seeds in sorted(runs.items(), key=lambda item: (item[0][0], ARMS.index(item[0][1]))):
+    for (frac, arm), seeds in sorted(runs.items(), key=lambda item: (item[0][0], arm_order(item[0][1]))):
         for run in seeds.values():
             config = files.read_json(run / "config.json")
             metrics = files.read_json(run / "metrics.json")

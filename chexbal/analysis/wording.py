@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from chexbal.analysis.evaluate import format_p
-from chexbal.classify.arms import ARMS
+from chexbal.classify.arms import arm_order
 
 GAP = "— (not run)"
 PAPER_ARMS = ("none", "standard", "gan")  # always shown in Table 2; other arms where they ran
@@ -24,7 +24,7 @@ def auc_grid(aucs: pd.DataFrame, comparisons: pd.DataFrame, classes) -> pd.DataF
     other arm that ran): mean AUC [CI]; Δ from none [CI], Holm-adjusted p."""
     rows = []
     versus_none = comparisons[comparisons["against"] == "none"].set_index(["regimen", "class", "arm"])
-    shown = [arm for arm in ARMS if arm in PAPER_ARMS or arm in set(aucs["arm"])]
+    shown = sorted(set(PAPER_ARMS) | set(aucs["arm"]), key=arm_order)
     for (regimen, name), group in aucs[aucs["class"].isin(classes)].groupby(["regimen", "class"], sort=False):
         cells = {"regimen": regimen, "class": name}
         by_arm = group.set_index("arm")
@@ -106,6 +106,12 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
             )
     for _, g in generators.iterrows():
         rows = rows_seen(g["rows"])
+        if str(g["generator trained on regimen"]).startswith("declared: "):
+            lines.append(
+                f"At {g['regimen']}, `{g['arm']}` added imported images; their generator was, as its user declared, trained "
+                f"on {g['generator trained on regimen'][len('declared: ') :]} ({rows}; short of the plan: {g['short of the plan']})."
+            )
+            continue
         lines.append(
             f"At {g['regimen']}, `{g['arm']}` used a generator trained on regimen {g['generator trained on regimen']} "
             f"({rows}; validation patients excluded: {g['validation patients excluded']})."
@@ -121,10 +127,15 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
 
 
 def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
-    """The question itself, per GAN arm: against `oversample` (the same extra images, as repeats of
-    real positives), target by target, whatever the verdict."""
+    """The question itself, per generator arm: against `oversample` (the same extra images, as repeats
+    of real positives), target by target, whatever the verdict."""
     lines = []
-    for arm, label in (("gan-regimen", "the fair GAN arm"), ("gan", "the pool generator's arm")):
+    for arm, label in (
+        ("gan-regimen", "the fair GAN arm"),
+        ("gan", "the pool generator's arm"),
+        ("diffusion-regimen", "the fair diffusion arm"),
+        ("diffusion", "the pool diffusion model's arm"),
+    ):
         rows = comparisons[(comparisons["arm"] == arm) & (comparisons["against"] == "oversample")]
         if len(rows):
             cells = [

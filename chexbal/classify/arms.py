@@ -9,10 +9,12 @@ Each arm exists to rule out one explanation of a gain (see the design notes):
 - `oversample`: the plan's images, as repeats of the real training rows the plan drew its vectors from.
 - `gan`: the plan's images from the pool generator (the paper's setting).
 - `gan-regimen`: the plan's images from a generator trained on this regimen's training rows only.
+- `diffusion`, `diffusion-regimen`: the same two, from a label-conditioned diffusion model.
+- `synthetic:NAME`: the plan's counts as images from any generator, brought by `chexbal import-synthetic`.
 - `real-extra`: the plan's counts as real positives of pool patients outside the regimen: what a pool
   generator knew, as real images. Not applicable at 100% (no patient is outside).
 
-`oversample`, `gan`, `gan-regimen` and `real-extra` add the same counts per target, so they differ
+`oversample`, the four generator arms and `real-extra` add the same counts per target, so they differ
 only in what the extra images are. Every extra image joins the training split alone.
 """
 
@@ -31,9 +33,44 @@ from chexbal.errors import ChexbalError
 from chexbal.generators import synthetic
 from chexbal.generators.plan import SHARE, make_plan
 
-ARMS = ("none", "standard", "affine", "weighted", "oversample", "gan", "gan-regimen", "real-extra")
-GENERATED = {"gan": "pool", "gan-regimen": "regimen"}  # arm -> which generator's set it adds
+ARMS = (
+    "none",
+    "standard",
+    "affine",
+    "weighted",
+    "oversample",
+    "gan",
+    "gan-regimen",
+    "diffusion",
+    "diffusion-regimen",
+    "real-extra",
+)
+# arm -> which generator's set it adds (synthetic.GENERATORS)
+GENERATED = {"gan": "pool", "gan-regimen": "regimen", "diffusion": "diffusion", "diffusion-regimen": "diffusion-regimen"}
 REAL_EXTRA = ("oversample", "real-extra")
+IMPORTED = "synthetic:"  # an imported set's arm: synthetic:NAME
+
+
+def generator_of(arm: str) -> str | None:
+    """The synthetic set an arm adds (its name in synthetic.folder), or None."""
+    if arm.startswith(IMPORTED):
+        return synthetic.imported(arm[len(IMPORTED) :])
+    return GENERATED.get(arm)
+
+
+def is_arm(arm: str) -> bool:
+    return arm in ARMS or (arm.startswith(IMPORTED) and bool(synthetic_name(arm)))
+
+
+def synthetic_name(arm: str) -> str:
+    name = arm[len(IMPORTED) :]
+    return name if synthetic.IMPORT_NAME.fullmatch(name) else ""
+
+
+def arm_order(arm: str) -> tuple[int, str]:
+    """Sort key: the built-in arms in ARMS order, then imported ones by name."""
+    return (ARMS.index(arm), "") if arm in ARMS else (len(ARMS), arm)
+
 
 # torchxrayvision's training scripts: RandomAffine(45, translate=(0.15, 0.15), scale=(0.85, 1.15)).
 AFFINE = {"degrees": 45.0, "translate": 0.15, "scale": 0.15}
@@ -54,8 +91,8 @@ def extra_images(
     arm: str, folder: Path, frac: float, subset: pd.DataFrame, train_rows: pd.DataFrame, split_seed: int
 ) -> Extra | None:
     """The arm's extra training images, or None for an arm that adds none."""
-    if arm in GENERATED:
-        return generated(folder, frac, GENERATED[arm], split_seed)
+    if generator_of(arm):
+        return generated(folder, frac, generator_of(arm), split_seed)
     if arm == "oversample":
         rows = oversample_rows(train_rows, split_seed)
     elif arm == "real-extra":
@@ -120,10 +157,10 @@ def generated(folder: Path, frac: float, generator: str, split_seed: int) -> Ext
         raise ChexbalError(
             f"the generated set {synthetic.folder(folder, frac, generator)} was planned from the split "
             f"of seed {planned}, this run splits with seed {split_seed}: regenerate it with "
-            f"`chexbal generate --frac {frac:g} --seed {split_seed}`"
+            f"`chexbal generate --frac {frac:g} --seed {split_seed}{'' if generator == 'pool' else f' --generator {generator}'}`"
         )
     record = {
-        "kind": f"generated ({generator} generator)",
+        "kind": "imported" if provenance.get("kind") == "imported" else f"generated ({generator} generator)",
         "images": len(labels),
         "set": str(synthetic.folder(folder, frac, generator)),
         "checkpoint_sha256": provenance["checkpoint_sha256"],

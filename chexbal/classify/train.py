@@ -60,8 +60,9 @@ class TrainConfig:
 
     def check(self) -> TrainConfig:
         check_frac(self.frac)
+        if not arms.is_arm(self.aug):
+            raise ChexbalError(f"--aug must be one of {', '.join(arms.ARMS)} or synthetic:NAME, not {self.aug!r}", 2)
         for name, value, allowed in (
-            ("--aug", self.aug, arms.ARMS),
             ("--optimizer", self.optimizer, OPTIMIZERS),
             ("--amp", self.amp, ("auto", "on", "off")),
         ):

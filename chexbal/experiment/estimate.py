@@ -26,7 +26,14 @@ from chexbal.data.splits import VALIDATION_SHARE, order_rows, regimen_length
 from chexbal.devices import amp_enabled, pick_device
 from chexbal.experiment.plan import Plan
 from chexbal.experiment.tasks import Task
-from chexbal.generators.gan.train import BalancedRows, GanConfig, build_nets, train_step
+from chexbal.generators.diffusion.model import DiffusionGenerator, noise_schedule
+from chexbal.generators.diffusion.train import DiffusionConfig
+from chexbal.generators.diffusion.train import build_nets as diffusion_nets
+from chexbal.generators.diffusion.train import train_step as diffusion_step
+from chexbal.generators.gan.train import GanConfig, build_nets, train_step
+from chexbal.generators.training import BalancedRows
+
+DIFFUSION_SHAPE = ("batch_size", "widths", "layers", "label_dropout", "sample_steps", "guidance")  # what sets its speed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,14 +42,23 @@ class Rates:
     train: float  # training images per second, one process
     score: float  # images scored per second
     gan_step: float  # GAN steps per second
-    generate: float  # generated images per second
+    generate: float  # images per second the GAN generates
+    diffusion_step: float  # diffusion training steps per second (0: the plan has no diffusion arm)
+    diffusion_generate: float  # images per second the diffusion model samples, at the plan's steps
 
     def seconds(self, task: Task, test_images: int) -> float:
         if task.kind == "train":  # plus validation each epoch (about 6% of the rows) and the test set
             return task.work / self.train + (0.06 * task.work + test_images) / self.score
-        if task.kind == "gan-eval":  # the evaluation's images, their counterfactual pairs, the test set
-            return (3 * task.work + test_images) / self.score + task.work / self.generate
-        rate = {"prepare": self.prepare, "train-gan": self.gan_step, "generate": self.generate}[task.kind]
+        generate = {"gan": self.generate, "diffusion": self.diffusion_generate}
+        if task.kind.startswith("gan-eval-"):  # the evaluation's images, their counterfactual pairs, the test set
+            return (3 * task.work + test_images) / self.score + 3 * task.work / generate[task.kind.split("-")[-1]]
+        rate = {
+            "prepare": self.prepare,
+            "train-gan": self.gan_step,
+            "train-diffusion": self.diffusion_step,
+            "generate-gan": self.generate,
+            "generate-diffusion": self.diffusion_generate,
+        }[task.kind]
         return task.work / rate
 
 
@@ -62,7 +78,9 @@ def measure(plan: Plan, device_name: str = "auto") -> Rates:
     if device.type == "cpu":
         torch.set_num_threads(1)  # the runner's processes are single-threaded on a CPU
     try:
-        return Rates(_prepare_rate(plan), *_classifier_rates(plan, device), *_gan_rates(plan, device))
+        diffusion = any(arm.startswith("diffusion") for r in plan.regimens for arm in r.arms)
+        diffusion_rates = _diffusion_rates(plan, device) if diffusion else (0.0, 0.0)
+        return Rates(_prepare_rate(plan), *_classifier_rates(plan, device), *_gan_rates(plan, device), *diffusion_rates)
     finally:
         torch.set_num_threads(threads)
 
@@ -110,3 +128,20 @@ def _gan_rates(plan: Plan, device) -> tuple[float, float]:
     with torch.no_grad():
         generate_seconds = _timed(lambda: nets["G_ema"](z, labels))
     return 1 / step_seconds, len(pool) / generate_seconds
+
+
+def _diffusion_rates(plan: Plan, device) -> tuple[float, float]:
+    cfg = DiffusionConfig(**{k: tuple(v) if k == "widths" else v for k, v in plan.diffusion.items() if k in DIFFUSION_SHAPE})
+    nets = diffusion_nets(cfg, plan.size, device)
+    images = torch.randint(0, 256, (cfg.batch_size, plan.size, plan.size), dtype=torch.uint8, device=device)
+    labels = (torch.rand(cfg.batch_size, len(PATHOLOGIES), device=device) < 0.2).float()
+    rows, rng, schedule = torch.arange(cfg.batch_size), torch.Generator().manual_seed(0), noise_schedule()
+    use_amp = amp_enabled("auto", device)
+
+    def step():
+        diffusion_step(nets, (images, labels), rows, schedule, rng, dropout=cfg.label_dropout, use_amp=use_amp)
+
+    step_seconds = _timed(step, 1)
+    sampler = DiffusionGenerator(nets["ema"], sample_steps=1, guidance=cfg.guidance)  # one step, scaled below
+    sample_seconds = _timed(lambda: sampler.draw(labels, torch.Generator().manual_seed(0)), 1) * cfg.sample_steps
+    return 1 / step_seconds, cfg.batch_size / sample_seconds

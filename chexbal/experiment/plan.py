@@ -1,6 +1,7 @@
 """An experiment plan: the fair protocol as data (experiments/*.toml), read and checked whole.
 
-A plan names the dataset, the training recipe, the generators' recipe, the judges of the generator
+A plan names the dataset, the training recipe, the generators' recipes (`[generator]` for the GANs,
+`[diffusion]` for the diffusion models, which are always trained: none is shipped yet), the judges of the generator
 evaluation, the report, and per regimen the arms, seeds and epochs. `read_plan` refuses a plan that
 could not run (an unknown arm or key, a regimen without a prepared source, an arm that cannot run at
 its regimen) with one line per problem, before anything runs.
@@ -12,7 +13,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from chexbal.classify.arms import ARMS, GENERATED
+from chexbal.classify.arms import ARMS, GENERATED, is_arm
 from chexbal.classify.sweep import GRID
 from chexbal.data import sources
 from chexbal.errors import ChexbalError
@@ -42,17 +43,19 @@ class Plan:
     dataset: str
     prepare_workers: int
     training: dict  # `chexbal sweep` options for every run: lr, batch_size, optimizer (or grid = true), split_seed, weights
-    generator: dict  # `chexbal train-gan` options of every regimen generator (and of a trained pool generator)
-    pool_generator: str  # "shipped" (the phantom's) or "train" (a pool generator trained with `generator`)
+    generator: dict  # `chexbal train-gan` options of every regimen GAN (and of a trained pool GAN)
+    pool_generator: str  # "shipped" (the phantom's) or "train" (a pool GAN trained with `generator`)
+    diffusion: dict  # `chexbal train-diffusion` options of every diffusion model (pool and regimen)
     judges: tuple[float, tuple[int, ...]]  # the regimen and seeds of the `none` runs that judge the generators
     eval_images: int
     regimens: tuple[Regimen, ...]
 
 
-TOP = {"name", "publish", "dataset", "training", "generator", "evaluation", "regimen"}
+TOP = {"name", "publish", "dataset", "training", "generator", "diffusion", "evaluation", "regimen"}
 DATASET = {"source", "root", "size", "name", "prepare_workers"}
 TRAINING = {"lr", "batch_size", "optimizer", "grid", "split_seed", "weights"}
 GENERATOR = {"pool", "steps", "batch_size", "base", "negatives", "negatives_from", "seed"}
+DIFFUSION = {"steps", "batch_size", "lr", "widths", "layers", "label_dropout", "sample_steps", "guidance", "seed"}
 EVALUATION = {"judge_frac", "judge_seeds", "images"}
 REGIMEN = {"frac", "arms", "seeds", "epochs"}
 
@@ -79,6 +82,7 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
     _unknown(data, DATASET, "dataset.", problems)
     _unknown(raw.get("training", {}), TRAINING, "training.", problems)
     _unknown(raw.get("generator", {}), GENERATOR, "generator.", problems)
+    _unknown(raw.get("diffusion", {}), DIFFUSION, "diffusion.", problems)
     _unknown(raw.get("evaluation", {}), EVALUATION, "evaluation.", problems)
     source = data.get("source", "phantom")
     if source not in sources.SOURCES:
@@ -115,6 +119,7 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
         training=training,
         generator=generator,
         pool_generator=pool,
+        diffusion=dict(raw.get("diffusion", {})),
         judges=judges,
         eval_images=int(evaluation.get("images", 2000)),
         regimens=regimens,
@@ -128,7 +133,7 @@ def _regimen(raw: dict, k: int, problems: list[str]) -> Regimen:
     if not 0 < frac <= 1:
         problems.append(f"{where}: frac must be in (0, 1], not {frac:g}")
     arms = tuple(raw.get("arms", ("none",)))
-    problems += [f"{where}: unknown arm {arm!r} (the arms: {', '.join(ARMS)})" for arm in arms if arm not in ARMS]
+    problems += [f"{where}: unknown arm {arm!r} (the arms: {', '.join(ARMS)}, synthetic:NAME)" for arm in arms if not is_arm(arm)]
     if frac == 1 and "real-extra" in arms:
         problems.append(f"{where}: real-extra cannot run at frac 1 (no pool patient lies outside the regimen)")
     seeds = raw.get("seeds", 1)

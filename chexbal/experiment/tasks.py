@@ -19,6 +19,7 @@ from chexbal.classify.train import TrainConfig
 from chexbal.data.dataset import subset_path
 from chexbal.experiment.plan import Plan, Regimen
 from chexbal.generators import synthetic
+from chexbal.generators.diffusion.train import DiffusionConfig
 from chexbal.generators.gan.train import GanConfig
 
 CHEXBAL = [sys.executable, "-m", "chexbal.cli"]
@@ -29,10 +30,11 @@ class Task:
     name: str
     command: list[str]  # after `chexbal`
     output: Path  # exists once the task is finished
-    kind: str  # prepare, train-gan, generate, train, gan-eval: what the estimate prices
+    kind: str  # prepare, train-gan, train-diffusion, generate-gan, generate-diffusion, train, gan-eval-gan,
+    # gan-eval-diffusion: what the estimate prices
     work: float  # in the kind's unit: images to render, GAN steps, images to generate, training images x epochs
     needs: tuple[str, ...] = ()
-    steps: int | None = None  # a GAN task: finished when its generator.json records these steps
+    steps: int | None = None  # a generator's training: finished when its generator.json records these steps
 
     def done(self) -> bool:
         if self.steps is None or not self.output.exists():
@@ -40,7 +42,7 @@ class Task:
         return json.loads(self.output.read_text()).get("steps") == self.steps
 
     def argv(self) -> list[str]:
-        """The command line; a GAN run that was started resumes."""
+        """The command line; a generator's training that was started resumes."""
         started = self.steps is not None and (self.output.parent / "last.pt").exists()
         return [*CHEXBAL, *self.command, *(["--resume"] if started else [])]
 
@@ -50,8 +52,9 @@ def plan_tasks(plan: Plan, sizes: dict[float, tuple[int, int]]) -> list[Task]:
     images, test images), for the estimate (`regimen_sizes` reads them from the labels)."""
     fracs = sorted({r.frac for r in plan.regimens} | ({1.0} if _needs_whole_pool(plan) else set()))
     tasks = prepare_tasks(plan, fracs, sizes)
-    if plan.pool_generator == "train" and any("gan" in r.arms for r in plan.regimens):
-        tasks.append(gan_task(plan, 1.0, sizes))
+    for model, arm in (("gan", "gan"), ("diffusion", "diffusion")):
+        if trains_pool_model(plan, model) and any(arm in r.arms for r in plan.regimens):
+            tasks.append(model_task(plan, model, 1.0))
     for regimen in sorted(plan.regimens, key=lambda r: r.frac):
         tasks += generator_tasks(plan, regimen, sizes)
     for regimen in sorted(plan.regimens, key=lambda r: r.frac):
@@ -61,7 +64,8 @@ def plan_tasks(plan: Plan, sizes: dict[float, tuple[int, int]]) -> list[Task]:
 
 
 def _needs_whole_pool(plan: Plan) -> bool:
-    return plan.pool_generator == "train" or any("real-extra" in r.arms for r in plan.regimens)
+    pool_models = plan.pool_generator == "train" or any("diffusion" in r.arms for r in plan.regimens)
+    return pool_models or any("real-extra" in r.arms for r in plan.regimens)
 
 
 def dataset_folder(plan: Plan) -> Path:
@@ -81,38 +85,53 @@ def prepare_tasks(plan: Plan, fracs: list[float], sizes) -> list[Task]:
     return tasks
 
 
-def gan_config(plan: Plan, frac: float) -> GanConfig:
-    split_seed = plan.training.get("split_seed", 0)
-    return GanConfig(frac=frac, split_seed=split_seed if frac < 1 else 0, dataset=plan.dataset)
+def model_config(plan: Plan, model: str, frac: float):
+    """The config of the plan's `model` ("gan" or "diffusion") for regimen `frac`: its default run
+    folder is where the task's generator lands. The pool model (frac 1) splits with seed 0."""
+    split_seed = plan.training.get("split_seed", 0) if frac < 1 else 0
+    config = GanConfig if model == "gan" else DiffusionConfig
+    return config(frac=frac, split_seed=split_seed, dataset=plan.dataset)
 
 
-def gan_task(plan: Plan, frac: float, sizes) -> Task:
-    cfg = gan_config(plan, frac)
-    command = ["train-gan", "--frac", f"{frac:g}", "--split-seed", str(cfg.split_seed), "--dataset", plan.dataset]
-    for key, value in plan.generator.items():
+def model_task(plan: Plan, model: str, frac: float) -> Task:
+    """`chexbal train-gan` or `train-diffusion` on regimen `frac`, with the plan's recipe."""
+    cfg = model_config(plan, model, frac)
+    recipe = plan.generator if model == "gan" else plan.diffusion
+    command = [f"train-{model}", "--frac", f"{frac:g}", "--split-seed", str(cfg.split_seed), "--dataset", plan.dataset]
+    for key, value in recipe.items():
+        if key == "widths":  # one option: channels joined by commas
+            value = ",".join(map(str, value))
         for item in value if isinstance(value, list) else [value]:
             command += [f"--{key.replace('_', '-')}", str(item)]
-    steps = int(plan.generator.get("steps", cfg.steps))
+    steps = int(recipe.get("steps", cfg.steps))
     output = cfg.default_run_dir() / "generator.json"
-    return Task(f"train-gan {frac:g}", command, output, "train-gan", steps, (f"prepare {frac:g}",), steps)
+    return Task(f"train-{model} {frac:g}", command, output, f"train-{model}", steps, (f"prepare {frac:g}",), steps)
+
+
+def trains_pool_model(plan: Plan, model: str) -> bool:
+    """Whether the plan trains its own pool model of this kind (the GAN may be the shipped one)."""
+    return model == "diffusion" or plan.pool_generator == "train"
 
 
 def generator_tasks(plan: Plan, regimen: Regimen, sizes) -> list[Task]:
-    """The regimen's pool-generator set and, for gan-regimen, its own generator and set."""
+    """Per generator arm of the regimen, its set and, for a regimen generator, its own model."""
     frac, split_seed = regimen.frac, str(plan.training.get("split_seed", 0))
     tasks = []
     for arm in (a for a in regimen.arms if a in GENERATED):
-        kind = GENERATED[arm]
-        if kind == "pool":
-            checkpoint = gan_config(plan, 1.0).default_run_dir() / "generator.pt" if plan.pool_generator == "train" else None
-            needs = (f"prepare {frac:g}", *(("train-gan 1",) if checkpoint else ()))
-        else:
-            tasks.append(gan_task(plan, frac, sizes))
-            checkpoint, needs = gan_config(plan, frac).default_run_dir() / "generator.pt", (f"train-gan {frac:g}",)
-        command = ["generate", "--frac", f"{frac:g}", "--seed", split_seed, "--generator", kind, "--dataset", plan.dataset]
+        generator = GENERATED[arm]
+        kind = synthetic.GENERATORS[generator]
+        trained_frac = frac if kind.regimen else 1.0
+        own = kind.regimen or trains_pool_model(plan, kind.model)
+        if kind.regimen:
+            tasks.append(model_task(plan, kind.model, frac))
+        checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt" if own else None
+        needs = (f"prepare {frac:g}", *((f"train-{kind.model} {trained_frac:g}",) if own else ()))
+        command = ["generate", "--frac", f"{frac:g}", "--seed", split_seed, "--generator", generator, "--dataset", plan.dataset]
         command += ["--checkpoint", str(checkpoint)] if checkpoint else []
-        output = synthetic.folder(dataset_folder(plan), frac, kind) / "provenance.json"
-        tasks.append(Task(f"generate {kind} {frac:g}", command, output, "generate", 0.45 * sizes[frac][0], needs))
+        output = synthetic.folder(dataset_folder(plan), frac, generator) / "provenance.json"
+        tasks.append(
+            Task(f"generate {generator} {frac:g}", command, output, f"generate-{kind.model}", 0.45 * sizes[frac][0], needs)
+        )
     return tasks
 
 
@@ -141,21 +160,29 @@ def classifier_task(plan: Plan, regimen: Regimen, arm: str, seed: int, sizes) ->
 
 
 def gan_eval_tasks(plan: Plan, sizes) -> list[Task]:
-    """Each generator judged by the plan's `none` runs: the pool generator once, each regimen's own."""
+    """Each generator judged by the plan's `none` runs: each pool model once, each regimen's own."""
     judge_frac, judge_seeds = plan.judges
     judged = next((r for r in plan.regimens if r.frac == judge_frac), None)
     judges = [train_config(plan, judged, "none", s).default_run_dir() for s in judge_seeds] if judged else []
-    wanted = [("pool", judge_frac)] if any("gan" in r.arms for r in plan.regimens) else []
-    wanted += [("regimen", r.frac) for r in plan.regimens if "gan-regimen" in r.arms]
-    tasks = []
-    for kind, frac in wanted:
-        out = Path("runs") / plan.dataset / f"gan-eval-{kind}-{frac:g}.json"
-        checkpoint = gan_config(plan, 1.0 if kind == "pool" else frac).default_run_dir() / "generator.pt"
-        own = kind == "regimen" or plan.pool_generator == "train"
-        command = ["gan-eval", "--n", str(plan.eval_images), "--classifier", str(judges[0]), "--out", str(out)]
-        command += ["--dataset", plan.dataset, *(["--second-judge", str(judges[1])] if len(judges) > 1 else [])]
-        command += ["--checkpoint", str(checkpoint)] if own else []
-        needs = tuple(f"train {judge_frac:g} none seed {s}" for s in judge_seeds)
-        needs += (f"train-gan {1 if kind == 'pool' else frac:g}",) if own else ()
-        tasks.append(Task(f"gan-eval {kind} {frac:g}", command, out, "gan-eval", plan.eval_images, needs))
-    return tasks
+    wanted = []
+    for arm, generator in GENERATED.items():
+        if synthetic.GENERATORS[generator].regimen:
+            wanted += [(generator, r.frac) for r in plan.regimens if arm in r.arms]
+        elif any(arm in r.arms for r in plan.regimens):
+            wanted.append((generator, judge_frac))
+    return [gan_eval_task(plan, generator, frac, judges) for generator, frac in wanted]
+
+
+def gan_eval_task(plan: Plan, generator: str, frac: float, judges: list[Path]) -> Task:
+    kind = synthetic.GENERATORS[generator]
+    trained_frac = frac if kind.regimen else 1.0
+    out = Path("runs") / plan.dataset / f"gan-eval-{generator}-{frac:g}.json"
+    own = kind.regimen or trains_pool_model(plan, kind.model)
+    checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt"
+    command = ["gan-eval", "--n", str(plan.eval_images), "--classifier", str(judges[0]), "--out", str(out)]
+    command += ["--dataset", plan.dataset, *(["--second-judge", str(judges[1])] if len(judges) > 1 else [])]
+    command += ["--checkpoint", str(checkpoint)] if own else []
+    judge_frac, judge_seeds = plan.judges
+    needs = tuple(f"train {judge_frac:g} none seed {s}" for s in judge_seeds)
+    needs += (f"train-{kind.model} {trained_frac:g}",) if own else ()
+    return Task(f"gan-eval {generator} {frac:g}", command, out, f"gan-eval-{kind.model}", plan.eval_images, needs)

@@ -37,7 +37,7 @@ from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, read_inde
 from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
 from chexbal.errors import ChexbalError
 from chexbal.generators.gan.nets import to_uint8
-from chexbal.generators.generate import SHIPPED, generate_block, load_generator, trained_on
+from chexbal.generators.generate import SHIPPED, generate_block, load_generator, model_kind, trained_on
 from chexbal.progress import bar
 from chexbal.seeds import stream
 
@@ -74,7 +74,6 @@ def gan_eval(
     index, model = read_index(folder), load_judge(classifier_run)
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
     recorded, checkpoint = settings(folder), Path(checkpoint or SHIPPED)
-    size = recorded["size"]
     generator, generator_config = load_generator(checkpoint, recorded, torch.device("cpu"))
     conditions = evaluation_conditions(pool, n, seed)
     phantom = recorded.get("source") == "phantom"
@@ -93,6 +92,7 @@ def gan_eval(
             "checkpoint": str(checkpoint),
             "checkpoint_sha256": files.sha256(checkpoint),
             "trained_on": trained_on(generator_config),
+            "generator_kind": model_kind(generator_config),
             "classifier": str(classifier_run),
             "generated": len(fake),
             "real_test_images": len(test),
@@ -107,7 +107,7 @@ def gan_eval(
         result["counterfactual"] = counterfactual_shift(model, on_off, n_boot, seed)
         progress.update(task, advance=1, note="rendering phantoms for the same labels" if phantom else "")
         if phantom:
-            result["auc_renderer"] = renderer_auc(model, folder, conditions, size, seed)
+            result["auc_renderer"] = renderer_auc(model, folder, conditions, recorded["size"], seed)
             progress.update(task, advance=1, note="second judge")
         if second_judge is not None:
             result["second_judge"] = judge_again(second_judge, (real_images, test), (fake, conditions), on_off, (n_boot, seed))
@@ -127,7 +127,7 @@ def generate_for(generator, conditions: pd.DataFrame, seed: int) -> np.ndarray:
     """The generator's images for the evaluation's label vectors, 256 at a time on the CPU."""
     blocks = range(0, len(conditions), 256)
     return np.concatenate(
-        [generate_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i : i + 256])), seed, i, "cpu") for i in blocks]
+        [generate_block(generator, torch.from_numpy(label_matrix(conditions.iloc[i : i + 256])), seed, i) for i in blocks]
     )
 
 
@@ -193,9 +193,8 @@ def counterfactual_images(generator, conditions: pd.DataFrame, seed: int) -> dic
         on[:, PATHOLOGIES.index(target)] = 1
         off = on.copy()
         off[:, PATHOLOGIES.index(target)] = 0
-        z = torch.randn(len(on), generator.z_dim, generator=stream(seed, COUNTERFACTUAL + k))
-        with torch.no_grad():
-            pairs[target] = tuple(to_uint8(generator(z, torch.from_numpy(v))) for v in (on, off))
+        # the same stream for both: the same latents (or starting noise)
+        pairs[target] = tuple(to_uint8(generator.draw(torch.from_numpy(v), stream(seed, COUNTERFACTUAL + k))) for v in (on, off))
     return pairs
 
 

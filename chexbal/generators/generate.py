@@ -27,15 +27,20 @@ from chexbal.generators.plan import SHARE, make_plan
 from chexbal.progress import bar
 from chexbal.seeds import stream
 
-SHIPPED = Path(__file__).parents[1] / "weights" / "phantom-64-generator.pt"
+WEIGHTS = Path(__file__).parents[1] / "weights"
+SHIPPED = WEIGHTS / "phantom-64-generator.pt"  # the pool GAN
+SHIPPED_DIFFUSION = WEIGHTS / "phantom-64-diffusion.pt"  # the pool diffusion model, once `make diffusion` has made it
 
 
-def load_generator(path: Path, dataset_settings: dict, device: torch.device) -> tuple[Generator, dict]:
-    """A generator rebuilt from its checkpoint's config, refused if it does not fit the dataset
-    (its recorded settings: size, and for a phantom the renderer version)."""
+def load_generator(path: Path, dataset_settings: dict, device: torch.device):
+    """A generator (GAN or diffusion model) rebuilt from its checkpoint's config, refused if it does
+    not fit the dataset (its recorded settings: size, and for a phantom the renderer version).
+    Both kinds offer `draw(labels, rng)`."""
     size = dataset_settings["size"]
     if not path.is_file():
-        raise ChexbalError(f"generator checkpoint {path} not found: train one with `chexbal train-gan`")
+        raise ChexbalError(
+            f"generator checkpoint {path} not found: train one with `chexbal train-gan` or `chexbal train-diffusion`"
+        )
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         config, weights = saved["config"], saved["generator"]
@@ -46,9 +51,27 @@ def load_generator(path: Path, dataset_settings: dict, device: torch.device) -> 
     if config.get("size") != size:
         raise ChexbalError(f"{path} makes {config.get('size')} px images, but the dataset holds {size} px images")
     check_renderer(path, config, dataset_settings)
-    generator = Generator(config["size"], config["z_dim"], config["base"])
-    generator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    network, generator = build_generator(config)
+    try:
+        network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    except (RuntimeError, ValueError):
+        raise ChexbalError(f"{path}'s weights do not match its config: it was written by another chexbal") from None
     return generator.to(device).eval(), config
+
+
+def build_generator(config: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The network whose weights a checkpoint holds, and the generator that draws with it."""
+    if model_kind(config) == "diffusion":
+        from chexbal.generators.diffusion.model import DiffusionGenerator, LabelConditionedUNet  # diffusers: seconds to import
+
+        network = LabelConditionedUNet(config["size"], tuple(config["widths"]), config["layers"])
+        return network, DiffusionGenerator(network, config["sample_steps"], config["guidance"])
+    network = Generator(config["size"], config["z_dim"], config["base"])
+    return network, network
+
+
+def model_kind(config: dict) -> str:
+    return config.get("kind", "gan")  # GANs were written before the kind was recorded
 
 
 def check_renderer(path: Path, config: dict, dataset_settings: dict) -> None:
@@ -88,11 +111,7 @@ def generate(
     torch_device = pick_device(device)
     net, generator_config = load_generator(checkpoint, dataset_settings, torch_device)
     seen = trained_on(generator_config)
-    if generator == "regimen" and (seen.get("frac"), seen.get("split_seed")) != (frac, seed):
-        raise ChexbalError(
-            f"{checkpoint} was trained on regimen {seen.get('frac')} split {seen.get('split_seed')}, not on "
-            f"regimen {frac:g} split {seed}: train it with `chexbal train-gan --frac {frac:g} --split-seed {seed}`"
-        )
+    check_kind(checkpoint, generator_config, generator, (frac, seed))
     plan = make_plan(training_rows(folder, frac, seed), share, seed)
     where = synthetic.folder(folder, frac, generator)
     recorded = {"kind": "synthetic", "checkpoint_sha256": files.sha256(checkpoint), "seed": seed, "share": share, "frac": frac}
@@ -112,7 +131,7 @@ def generate(
     blocks = store.missing_blocks(images, len(labels))
     with files.locked(where, "generate"), stopping.graceful(), bar(disable=quiet or not blocks) as progress:
         task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
-        fill(images, blocks, net, vectors, seed, torch_device, advance=lambda: progress.update(task, advance=1))
+        fill(images, blocks, net, vectors, seed, advance=lambda: progress.update(task, advance=1))
     store.mark_complete(images, len(labels))
     files.write_atomic(where / "labels.csv", labels.to_csv(index=False))
     files.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
@@ -120,7 +139,27 @@ def generate(
 
 
 def default_checkpoint(generator: str, dataset: str, frac: float) -> Path:
-    return SHIPPED if generator == "pool" else Path("runs") / "gan" / dataset / frac_name(frac) / "generator.pt"
+    """The shipped pool model of the generator's kind, or the regimen model `train-gan` or
+    `train-diffusion --frac F` writes by default."""
+    kind = synthetic.GENERATORS[generator]
+    if not kind.regimen:
+        return SHIPPED if kind.model == "gan" else SHIPPED_DIFFUSION
+    return Path("runs") / kind.model / dataset / frac_name(frac) / "generator.pt"
+
+
+def check_kind(checkpoint: Path, config: dict, generator: str, regimen: tuple[float, int]) -> None:
+    """The checkpoint must be of the generator's kind and, for a regimen generator, trained on this
+    regimen's training rows with this split seed."""
+    kind, made = synthetic.GENERATORS[generator], model_kind(config)
+    if made != kind.model:
+        raise ChexbalError(f"{checkpoint} is a {made} model, --generator {generator} needs a {kind.model} model")
+    seen = trained_on(config)
+    if kind.regimen and (seen.get("frac"), seen.get("split_seed")) != regimen:
+        frac, seed = regimen
+        raise ChexbalError(
+            f"{checkpoint} was trained on regimen {seen.get('frac')} split {seen.get('split_seed')}, not on "
+            f"regimen {frac:g} split {seed}: train it with `chexbal train-{kind.model} --frac {frac:g} --split-seed {seed}`"
+        )
 
 
 def trained_on(config: dict) -> dict:
@@ -135,9 +174,7 @@ def trained_on(config: dict) -> dict:
     }
 
 
-def fill(
-    images, blocks: list[int], generator: Generator, vectors: torch.Tensor, seed: int, device, *, advance=lambda: None
-) -> None:
+def fill(images, blocks: list[int], generator, vectors: torch.Tensor, seed: int, *, advance=lambda: None) -> None:
     """Generate and write `blocks`; Zarr compresses and writes each block in a second thread while
     the next one is generated."""
     with ThreadPoolExecutor(1) as writer:
@@ -145,7 +182,7 @@ def fill(
         for block in blocks:
             if stopping.requested():
                 break  # the blocks written so far stay; a re-run writes the rest
-            pixels = generate_block(generator, vectors[store.block_rows(images, block)], seed, block, device)
+            pixels = generate_block(generator, vectors[store.block_rows(images, block)], seed, block)
             pending.append(writer.submit(store.write_block, images, block, pixels))
             advance()
         for done in pending:
@@ -155,9 +192,7 @@ def fill(
 
 
 @torch.no_grad()
-def generate_block(generator: Generator, vectors: torch.Tensor, seed: int, block: int, device) -> np.ndarray:
+def generate_block(generator, vectors: torch.Tensor, seed: int, block: int) -> np.ndarray:
     """uint8 images for one block; latents come from a stream seeded per block, so resuming
     after an interruption gives the same images as an uninterrupted run."""
-    rng = stream(seed, block)
-    z = torch.randn(len(vectors), generator.z_dim, generator=rng)
-    return to_uint8(generator(z.to(device), vectors.to(device)))
+    return to_uint8(generator.draw(vectors, stream(seed, block)))

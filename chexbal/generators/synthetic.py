@@ -1,14 +1,17 @@
-"""Generated image sets on disk: data/<dataset>/synthetic/frac-<F>/ and frac-<F>-regimen/.
+"""Generated image sets on disk: data/<dataset>/synthetic/frac-<F>[-<generator>]/.
 
-Two sets per regimen can coexist: the pool generator's (`frac-<F>`, the `gan` arm) and the regimen
-generator's (`frac-<F>-regimen`, the `gan-regimen` arm). Each holds `images.zarr` (uint8, like the
-real store), `labels.csv` (`index`, `target` and the 14 label columns by name, the vectors each image
+Four sets per regimen can coexist, one per generator: the pool GAN's (`frac-<F>`, the `gan` arm),
+the regimen GAN's (`frac-<F>-regimen`, `gan-regimen`), the pool diffusion model's
+(`frac-<F>-diffusion`, `diffusion`) and the regimen diffusion model's (`frac-<F>-diffusion-regimen`,
+`diffusion-regimen`). Each holds `images.zarr` (uint8, like the real store), `labels.csv` (`index`, `target` and the 14 label columns by name, the vectors each image
 was conditioned on) and `provenance.json` (generator checkpoint hash, what the generator was trained
 on, the split seed the plan was drawn from, the plan). Training adds a set to the training split only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,27 @@ from chexbal.data.labels import check_label_columns
 from chexbal.data.splits import frac_name
 from chexbal.errors import ChexbalError
 
-GENERATORS = ("pool", "regimen")
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    model: str  # "gan" or "diffusion": the trainer that makes it (`train-gan`, `train-diffusion`)
+    regimen: bool  # trained on the regimen's own training rows, not on the whole pool
+
+
+GENERATORS = {
+    "pool": Kind("gan", regimen=False),  # the `gan` arm
+    "regimen": Kind("gan", regimen=True),  # `gan-regimen`
+    "diffusion": Kind("diffusion", regimen=False),  # `diffusion`
+    "diffusion-regimen": Kind("diffusion", regimen=True),  # `diffusion-regimen`
+}
+
+
+IMPORTED = "import-"  # an imported set's generator name: import-<NAME> (`chexbal import-synthetic`)
+IMPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def imported(name: str) -> str:
+    return f"{IMPORTED}{name}"
 
 
 def folder(dataset_folder: Path, frac: float, generator: str = "pool") -> Path:
@@ -30,9 +53,12 @@ def folder(dataset_folder: Path, frac: float, generator: str = "pool") -> Path:
 
 def make_command(frac: float, generator: str) -> str:
     """The commands that make a regimen's set of this generator."""
-    if generator == "pool":
-        return f"`chexbal generate --frac {frac:g}`"
-    return f"`chexbal train-gan --frac {frac:g}` then `chexbal generate --frac {frac:g} --generator regimen`"
+    if generator.startswith(IMPORTED):
+        return f"`chexbal import-synthetic --frac {frac:g} --name {generator[len(IMPORTED) :]} …`"
+    kind = GENERATORS[generator]
+    option = "" if generator == "pool" else f" --generator {generator}"
+    generate = f"`chexbal generate --frac {frac:g}{option}`"
+    return f"`chexbal train-{kind.model} --frac {frac:g}` then {generate}" if kind.regimen else generate
 
 
 def load(dataset_folder: Path, frac: float, generator: str = "pool") -> tuple[np.ndarray, pd.DataFrame, dict]:

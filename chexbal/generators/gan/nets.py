@@ -78,6 +78,13 @@ class Generator(nn.Module):
             h = block(h, c)
         return torch.tanh(h)
 
+    @torch.no_grad()
+    def draw(self, labels: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """Images for 0/1 label vectors, their latents drawn from `rng` (what every generator offers)."""
+        z = torch.randn(len(labels), self.z_dim, generator=rng)
+        device = next(self.parameters()).device
+        return self(z.to(device), labels.to(device))
+
 
 class DownBlock(nn.Module):
     """A spectrally normalised stride-2 convolution and LeakyReLU (DCGAN's downsampling)."""

@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from chexbal import files, stopping
-from chexbal.checkpoint import load_for_resume, save, start_run
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, settings, training_rows
-from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.data.labels import PATHOLOGIES, label_matrix
 from chexbal.data.splits import check_frac, frac_name
 from chexbal.devices import pick_device
 from chexbal.errors import ChexbalError
+from chexbal.generators import training
 from chexbal.generators.gan.diffaugment import diff_augment
 from chexbal.generators.gan.nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
+from chexbal.generators.training import BalancedRows, descend, ema_decay, grid_conditions, regimen_record, update_ema, write_grid
 from chexbal.progress import bar
-from chexbal.provenance import provenance
 from chexbal.seeds import stream
 
 
@@ -105,7 +102,7 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     device = pick_device(cfg.device)
     pool = training_rows(folder, cfg.frac, cfg.split_seed)
-    seen = trained_on(cfg, pool, settings(folder))
+    seen = regimen_record(cfg.dataset, cfg.frac, cfg.split_seed, pool, settings(folder))
     images = torch.from_numpy(load_images(folder, pool)).to(device)
     labels = torch.from_numpy(label_matrix(pool)).to(device)
     size = images.shape[-1]
@@ -151,7 +148,7 @@ def run_steps(run: GanRun, start: int, losses: list[dict], progress, task) -> No
         d_loss, c_loss, g_loss = train_step(
             nets, images, labels, rows, cfg, rng, denied=denied if step >= cfg.negatives_from else []
         )
-        update_ema(nets["G_ema"], nets["G"], min(cfg.ema, (1 + step) / (10 + step)))  # warm-up: early EMA follows G
+        update_ema(nets["G_ema"], nets["G"], ema_decay(cfg.ema, step))
         if step % 50 == 0 or step == cfg.steps - 1:
             losses.append({"step": step + 1, "d_loss": d_loss, "c_loss": c_loss, "g_loss": g_loss})
             progress.update(task, note=f"D {d_loss:.3f} C {c_loss:.3f} G {g_loss:.3f}")
@@ -172,29 +169,6 @@ def build_nets(cfg: GanConfig, size: int, device) -> dict:
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_c = torch.optim.Adam(C.parameters(), lr=cfg.classifier_lr)
     return {"G": G, "D": D, "C": C, "G_ema": G_ema, "opt_g": opt_g, "opt_d": opt_d, "opt_c": opt_c}
-
-
-class BalancedRows:
-    """Draws a batch's pool rows: `share` of them positive for a target (the three in turn, a random
-    positive of each), the rest uniformly. The targets are 1-4% of the pool, so a uniform batch of
-    64 would hold only a few of them, yet `generate` asks the generator for nothing else.
-    Real and fake conditions come from this same sampler, so the discriminator cannot tell them
-    apart by their label vectors alone."""
-
-    def __init__(self, pool: pd.DataFrame, share: float):
-        self.n = len(pool)
-        positives = [np.flatnonzero(pool[name].to_numpy() == 1) for name in TARGETS]
-        self.positives = [torch.from_numpy(p) for p in positives if len(p)]
-        self.share = share if self.positives else 0.0
-
-    def __call__(self, count: int, rng: torch.Generator) -> torch.Tensor:
-        rows = torch.randint(self.n, (count,), generator=rng)
-        balanced = round(count * self.share)
-        picks = torch.rand(balanced, generator=rng)
-        for i in range(balanced):
-            positives = self.positives[i % len(self.positives)]
-            rows[i] = positives[int(picks[i] * len(positives))]
-        return rows
 
 
 def train_step(
@@ -234,58 +208,11 @@ def train_step(
     return d_loss.item(), c_loss.item(), g_loss.item()
 
 
-def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
-@torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p, 1 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):  # batch-norm statistics follow the live generator
-        e.copy_(b)
-
-
-def grid_conditions(pool: pd.DataFrame, z_dim: int, per_row: int = 8) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Fixed latents and label vectors for sample grids: one row per target finding, each vector a
-    real pool vector positive for it, plus a row of No Finding vectors."""
-    rng = np.random.default_rng(0)
-    rows, names = [], []
-    for name in (*TARGETS, "No Finding"):
-        positives = label_matrix(pool[pool[name] == 1])
-        if len(positives):
-            rows.append(positives[rng.integers(len(positives), size=per_row)])
-            names.append(name)
-    z = torch.from_numpy(rng.standard_normal((len(rows) * per_row, z_dim)).astype(np.float32))
-    return z, torch.from_numpy(np.concatenate(rows)), names
-
-
 @torch.no_grad()
 def write_samples(G: torch.nn.Module, fixed, path: Path) -> None:
     z, labels, names = fixed
     device = next(G.parameters()).device
-    images = to_uint8(G(z.to(device), labels.to(device)))
-    per_row = len(images) // len(names)
-    grid = np.concatenate([np.concatenate(list(images[i * per_row : (i + 1) * per_row]), axis=1) for i in range(len(names))])
-    with files.replacing(path) as tmp:
-        Image.fromarray(grid).save(tmp, format="PNG")
-
-
-def trained_on(cfg: GanConfig, rows: pd.DataFrame, dataset_settings: dict) -> dict:
-    """What a generator saw, recorded in its checkpoint and generator.json (with, for a phantom, the
-    renderer version that drew its images)."""
-    version = {"renderer_version": dataset_settings["renderer_version"]} if "renderer_version" in dataset_settings else {}
-    return {
-        **version,
-        "dataset": cfg.dataset,
-        "frac": cfg.frac,
-        "split_seed": cfg.split_seed,
-        "rows": len(rows),
-        "patients": int(rows["patient"].nunique()),
-        "validation_patients_excluded": True,
-    }
+    write_grid(to_uint8(G(z.to(device), labels.to(device))), len(names), path)
 
 
 def generator_config(cfg: GanConfig, size: int, steps: int, seen: dict) -> dict:
@@ -308,29 +235,13 @@ def generator_config(cfg: GanConfig, size: int, steps: int, seen: dict) -> dict:
 
 
 def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, *, size: int, losses: list[dict], seen: dict) -> None:
-    state = {k: v.state_dict() for k, v in nets.items()}
-    save({**state, "step": step, "config": dataclasses.asdict(cfg)}, run_dir / "last.pt")
-    # The shipped file: EMA weights in half precision (a few MB), rebuilt from its config alone.
-    weights = {k: v.half() if v.is_floating_point() else v for k, v in nets["G_ema"].state_dict().items()}
-    save({"generator": weights, "config": generator_config(cfg, size, step, seen)}, run_dir / "generator.pt")
-    card = {**seen, "steps": step, "sha256": files.sha256(run_dir / "generator.pt")}
-    files.write_atomic(run_dir / "generator.json", json.dumps(card, indent=2))
-    files.write_atomic(run_dir / "losses.csv", pd.DataFrame(losses).to_csv(index=False))
+    training.save_checkpoint(
+        run_dir, cfg, nets, step, ema=nets["G_ema"], config=generator_config(cfg, size, step, seen), losses=losses
+    )
 
 
 def start_or_resume(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, *, size: int, rows: pd.DataFrame):
     if not resume:
-        settings = {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)}
-        start_run(run_dir, {**settings, "provenance": provenance()})
-        files.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
+        training.start(run_dir, cfg, size=size, rows=rows, device=device)
         return 0, []
-    saved = load_for_resume(run_dir, cfg, RESUME_KEYS, device, parts=tuple(nets))
-    try:
-        for key, module in nets.items():
-            module.load_state_dict(saved[key])
-    except (RuntimeError, ValueError) as err:  # a layer of another shape: written by another chexbal
-        raise ChexbalError(
-            f"{run_dir / 'last.pt'} holds networks of another shape ({str(err).splitlines()[0]}): start a new run"
-        ) from None
-    losses = pd.read_csv(run_dir / "losses.csv").to_dict("records") if (run_dir / "losses.csv").exists() else []
-    return saved["step"], [r for r in losses if r["step"] <= saved["step"]]
+    return training.resume(run_dir, cfg, nets, device, keys=RESUME_KEYS)

@@ -1,0 +1,1 @@
+"""The label-conditioned diffusion generator: model (diffusers UNet plus label projection), training."""
