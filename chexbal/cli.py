@@ -46,7 +46,7 @@ def main(
 DataDir = Annotated[Path, typer.Option(help="Folder holding prepared datasets.")]
 Dataset = Annotated[str, typer.Option(help="Prepared dataset name (a folder in --data-dir).")]
 Frac = Annotated[float, typer.Option(help="Regimen: the fraction of the pool (non-test patients), in (0, 1].")]
-Seed = Annotated[int, typer.Option(help="Seed for splits and rendering.")]
+Seed = Annotated[int, typer.Option(help="Seed of the test split and of the phantom's rendering.")]
 Aug = Annotated[
     str,
     typer.Option(
@@ -248,7 +248,7 @@ def plan(
     *,
     frac: Frac = 0.01,
     share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
-    seed: Seed = 0,
+    split_seed: SplitSeed = 0,
     source: Annotated[
         str,
         typer.Option(
@@ -266,7 +266,7 @@ def plan(
     from chexbal.generators.plan import make_plan, training_rows_for
 
     folder = locate(data_dir, dataset) if source == "prepared" else None
-    result = make_plan(training_rows_for(source, frac, seed, folder, views), share, seed)
+    result = make_plan(training_rows_for(source, frac, split_seed, folder, views), share, split_seed)
     if as_json:
         typer.echo(json.dumps(result.summary(), indent=2))
         return
@@ -285,7 +285,7 @@ def train_gan(
     frac: Annotated[
         float, typer.Option(help="Train on this regimen's training rows (1 = the pool generator, as the paper's).")
     ] = 1.0,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 4000,
+    steps: Annotated[int, typer.Option(help="Optimisation steps (the defaults are the shipped generator's recipe).")] = 5250,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the generator and the discriminator.")] = 2e-4,
     base: Annotated[int, typer.Option(help="Channels at the highest inner resolution (width of both nets).")] = 32,
@@ -294,11 +294,13 @@ def train_gan(
         float, typer.Option(help="Weight of the label classifier's loss on generated images, in G's objective.")
     ] = 3.0,
     negatives: Annotated[
-        Optional[list[str]],
-        typer.Option(help="A finding the label classifier learns to deny on generated images asked for it (repeatable)."),
-    ] = None,
-    negatives_from: Annotated[int, typer.Option(help="Step from which --negatives apply.")] = 0,
-    seed: Seed = 0,
+        list[str],
+        typer.Option(
+            help="A finding the label classifier learns to deny on generated images asked for it (repeatable; none: no finding)."
+        ),
+    ] = ["Pleural Other"],  # noqa: B006 - Typer reads the default, never mutates it
+    negatives_from: Annotated[int, typer.Option(help="Step from which --negatives apply.")] = 4750,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and of each step's draws (the split: --split-seed).")] = 0,
     split_seed: SplitSeed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     device: Device = "auto",
@@ -308,7 +310,7 @@ def train_gan(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
 ) -> None:
     """Train the label-conditioned GAN on a regimen's training rows (never its validation or test patients)."""
-    options = {**locals(), "negatives": tuple(negatives or ())}
+    options = {**locals(), "negatives": tuple(n for n in negatives if n != "none")}
     from chexbal.generators.gan.train import GanConfig
     from chexbal.generators.gan.train import train_gan as run
 
@@ -332,7 +334,7 @@ def train_diffusion(
     target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
     sample_steps: Annotated[int, typer.Option(help="DDIM steps when sampling (recorded with the model).")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (0: ignore the label, 1: none).")] = 2.0,
-    seed: Seed = 0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and of each step's draws (the split: --split-seed).")] = 0,
     split_seed: SplitSeed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 1000,
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
@@ -364,7 +366,7 @@ def generate(
     *,
     frac: Frac = 0.01,
     checkpoint: Checkpoint = None,
-    seed: Annotated[
+    split_seed: Annotated[
         int, typer.Option(help="Split seed the plan draws its training rows from (as `train --split-seed`); seeds the latents.")
     ] = 0,
     share: Annotated[float, typer.Option(help="Least share of each target in the augmented training set.")] = 0.15,
@@ -430,7 +432,7 @@ def gan_eval(
     ] = None,
     checkpoint: Checkpoint = None,
     n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
-    seed: Seed = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the evaluation's label vectors and latents.")] = 0,
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
     out: Annotated[Optional[Path], typer.Option(help="JSON file.", show_default="runs/<dataset>/gan-eval.json")] = None,

@@ -162,4 +162,4 @@ def test_both_sets_coexist_and_a_set_from_another_split_is_refused(rare, regimen
     with pytest.raises(ChexbalError, match="planned from the split of seed 0, this run splits with seed 1"):
         load_data(config(rare, aug="gan-regimen", split_seed=1), torch.device("cpu"))
     with pytest.raises(ChexbalError, match="not on regimen 0.5 split 1"):
-        generate(0.5, checkpoint, seed=1, generator="regimen", **kwargs)
+        generate(0.5, checkpoint, split_seed=1, generator="regimen", **kwargs)

@@ -96,7 +96,7 @@ def test_the_diffusion_regimen_arm_trains_on_its_own_set_and_refuses_a_gan(rare,
     with pytest.raises(ChexbalError, match="is a diffusion model, --generator regimen needs a gan model"):
         generate(0.5, run / "generator.pt", generator="regimen", **kwargs)
     with pytest.raises(ChexbalError, match="not on regimen 0.5 split 1"):
-        generate(0.5, run / "generator.pt", seed=1, generator="diffusion-regimen", **kwargs)
+        generate(0.5, run / "generator.pt", split_seed=1, generator="diffusion-regimen", **kwargs)
     with pytest.raises(
         ChexbalError,
         match="no generated set .* train-diffusion --frac 1. then .chexbal generate --frac 1 --generator diffusion-regimen",

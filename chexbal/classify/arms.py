@@ -157,7 +157,7 @@ def generated(folder: Path, frac: float, generator: str, split_seed: int) -> Ext
         raise ChexbalError(
             f"the generated set {synthetic.folder(folder, frac, generator)} was planned from the split "
             f"of seed {planned}, this run splits with seed {split_seed}: regenerate it with "
-            f"`chexbal generate --frac {frac:g} --seed {split_seed}{'' if generator == 'pool' else f' --generator {generator}'}`"
+            f"`chexbal generate --frac {frac:g} --split-seed {split_seed}{'' if generator == 'pool' else f' --generator {generator}'}`"
         )
     record = {
         "kind": "imported" if provenance.get("kind") == "imported" else f"generated ({generator} generator)",

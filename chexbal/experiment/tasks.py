@@ -126,7 +126,17 @@ def generator_tasks(plan: Plan, regimen: Regimen, sizes) -> list[Task]:
             tasks.append(model_task(plan, kind.model, frac))
         checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt" if own else None
         needs = (f"prepare {frac:g}", *((f"train-{kind.model} {trained_frac:g}",) if own else ()))
-        command = ["generate", "--frac", f"{frac:g}", "--seed", split_seed, "--generator", generator, "--dataset", plan.dataset]
+        command = [
+            "generate",
+            "--frac",
+            f"{frac:g}",
+            "--split-seed",
+            split_seed,
+            "--generator",
+            generator,
+            "--dataset",
+            plan.dataset,
+        ]
         command += ["--checkpoint", str(checkpoint)] if checkpoint else []
         output = synthetic.folder(dataset_folder(plan), frac, generator) / "provenance.json"
         tasks.append(

@@ -91,7 +91,7 @@ def generate(
     frac: float,
     checkpoint: Path | None = None,
     *,
-    seed: int = 0,
+    split_seed: int = 0,
     share: float = SHARE,
     data_dir: Path = Path("data"),
     dataset: str = DEFAULT_DATASET,
@@ -100,7 +100,7 @@ def generate(
     generator: str = "pool",
 ) -> Path:
     """Generate regimen `frac`'s planned images with the pool generator (default: the shipped one) or
-    the regimen's own (default: runs/gan/<dataset>/frac-<F>/generator.pt). `seed` is the split seed
+    the regimen's own (default: runs/gan/<dataset>/frac-<F>/generator.pt). `split_seed` is the split seed
     the plan draws its training rows from, and seeds the latents."""
     if generator not in synthetic.GENERATORS:
         raise ChexbalError(f"--generator must be one of {', '.join(synthetic.GENERATORS)}, not {generator!r}", 2)
@@ -111,15 +111,21 @@ def generate(
     torch_device = pick_device(device)
     net, generator_config = load_generator(checkpoint, dataset_settings, torch_device)
     seen = trained_on(generator_config)
-    check_kind(checkpoint, generator_config, generator, (frac, seed))
-    plan = make_plan(training_rows(folder, frac, seed), share, seed)
+    check_kind(checkpoint, generator_config, generator, (frac, split_seed))
+    plan = make_plan(training_rows(folder, frac, split_seed), share, split_seed)
     where = synthetic.folder(folder, frac, generator)
-    recorded = {"kind": "synthetic", "checkpoint_sha256": files.sha256(checkpoint), "seed": seed, "share": share, "frac": frac}
+    recorded = {
+        "kind": "synthetic",
+        "checkpoint_sha256": files.sha256(checkpoint),
+        "seed": split_seed,
+        "share": share,
+        "frac": frac,
+    }
     images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, recorded)
     labels = plan.vectors.assign(index=np.arange(len(plan.vectors)))[["index", "target", *PATHOLOGIES]]
     provenance = {
         **recorded,
-        "split_seed": seed,
+        "split_seed": split_seed,
         "generator_kind": generator,
         "checkpoint": str(checkpoint),
         "trained_on": seen,
@@ -131,7 +137,7 @@ def generate(
     blocks = store.missing_blocks(images, len(labels))
     with files.locked(where, "generate"), stopping.graceful(), bar(disable=quiet or not blocks) as progress:
         task = progress.add_task(f"generate → {where.name}", total=len(blocks), note=f"{len(labels)} images")
-        fill(images, blocks, net, vectors, seed, advance=lambda: progress.update(task, advance=1))
+        fill(images, blocks, net, vectors, split_seed, advance=lambda: progress.update(task, advance=1))
     store.mark_complete(images, len(labels))
     files.write_atomic(where / "labels.csv", labels.to_csv(index=False))
     files.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))

@@ -39,7 +39,7 @@ from chexbal.seeds import stream
 @dataclasses.dataclass
 class GanConfig:
     frac: float = 1.0
-    steps: int = 4000
+    steps: int = 5250  # the defaults are the shipped generator's recipe (`make generator`)
     batch_size: int = 64
     lr: float = 2e-4
     z_dim: int = 128
@@ -47,8 +47,8 @@ class GanConfig:
     ema: float = 0.999
     aux_weight: float = 3.0  # the label classifier's loss on generated images, in the generator's objective
     classifier_lr: float = 1e-3  # the label classifier is trained as a classifier: plain Adam
-    negatives: tuple[str, ...] = ()  # findings C learns to deny on generated images asked for them (see train_step)
-    negatives_from: int = 0  # ... from this step on
+    negatives: tuple[str, ...] = ("Pleural Other",)  # findings C learns to deny on generated images asked for them
+    negatives_from: int = 4750  # ... from this step on (see train_step; docs/generator.md says why)
     target_share: float = 0.5  # of each batch, rows drawn positive for a target (see BalancedRows)
     seed: int = 0
     split_seed: int = 0  # the train/validation split whose training rows the GAN learns from
