@@ -431,29 +431,30 @@ def gan_eval(
         Optional[Path], typer.Option(help="Another `--aug none` run (another seed) to check the first judge.")
     ] = None,
     checkpoint: Checkpoint = None,
+    imported: Annotated[
+        Optional[str], typer.Option(help="Judge an imported set (`import-synthetic --name`) instead of a generator.")
+    ] = None,
+    frac: Annotated[float, typer.Option(help="The imported set's regimen (with --imported).")] = 0.01,
     n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the evaluation's label vectors and latents.")] = 0,
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
     out: Annotated[Optional[Path], typer.Option(help="JSON file.", show_default="runs/<dataset>/gan-eval.json")] = None,
 ) -> None:
-    """Fréchet distance, label fidelity and counterfactual fidelity of a generator, judged by no-augmentation runs."""
+    """Fréchet distance, label fidelity and counterfactual fidelity of a generator (of an imported set:
+    what can be measured without its generator), judged by no-augmentation runs."""
     import pandas as pd
 
     from chexbal.generators.evaluation import gan_eval as run
-    from chexbal.generators.evaluation import quality_table
+    from chexbal.generators.evaluation import imported_eval, quality_table
 
-    out = out or Path("runs") / dataset / "gan-eval.json"
-    result = run(
-        classifier_run=classifier,
-        checkpoint=checkpoint,
-        n=n,
-        seed=seed,
-        data_dir=data_dir,
-        dataset=dataset,
-        out=out,
-        second_judge=second_judge,
-    )
+    out = out or Path("runs") / dataset / (f"gan-eval-import-{imported}-{frac:g}.json" if imported else "gan-eval.json")
+    if imported:
+        result = imported_eval(classifier, imported, frac, data_dir=data_dir, dataset=dataset, out=out)
+    else:
+        result = run(
+            classifier, checkpoint, n=n, seed=seed, data_dir=data_dir, dataset=dataset, out=out, second_judge=second_judge
+        )
     table = Table(title=f"Generator quality ({result['generated']} generated images)")
     rows = quality_table(result)
     for column in rows.columns:

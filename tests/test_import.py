@@ -59,6 +59,24 @@ def test_an_imported_set_trains_as_its_arm_and_its_declaration_reaches_the_repor
     assert again.exit_code != 0 and "already holds an imported set" in again.output
 
 
+def test_an_imported_set_is_judged_on_what_can_be_measured_without_its_generator(rare, tmp_path):
+    from chexbal.analysis.report import judged_what, quality_arm
+    from chexbal.classify.train import train
+    from chexbal.generators.evaluation import imported_eval, quality_table
+
+    source, labels = make_images(tmp_path / "judged", {t: n for t, n in planned(rare).items()})
+    assert run_import(rare, source, labels, "--name", "judged").exit_code == 0
+    judge = train(
+        TrainConfig(frac=0.5, epochs=1, data_dir=str(rare / "data"), dataset="rare", run_dir=str(tmp_path / "judge")),
+        quiet=True,
+    )
+    result = imported_eval(judge, "judged", 0.5, data_dir=rare / "data", dataset="rare", out=tmp_path / "eval.json")
+    assert result["generated"] == sum(planned(rare).values()) and result["frechet"]["overall"] > 0
+    assert set(result["median_probability"]["generated"]) == set(TARGETS) and "counterfactual" not in result
+    assert quality_arm(result) == "synthetic:judged" and "not measured" in judged_what(result)
+    assert quality_table(result)["AUC generated"].isna().all()
+
+
 def test_a_zarr_array_imports_and_a_short_set_says_so(rare, tmp_path):
     counts = {t: max(n - 1, 0) for t, n in planned(rare).items()}
     _, labels = make_images(tmp_path / "png", counts)

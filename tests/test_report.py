@@ -167,7 +167,8 @@ class PlantedDrawer(torch.nn.Module):
         super().__init__()
         self.bit = bit
 
-    def forward(self, z, y):
+    def draw(self, y, rng):
+        z = torch.randn(len(y), self.z_dim, generator=rng)
         images = torch.full((len(z), 1, 64, 64), -0.3) + 0.1 * z[:, :1, None, None].tanh()
         if self.bit is not None:
             images[:, :, 8:40, 8:40] += 1.2 * y[:, self.bit, None, None, None]

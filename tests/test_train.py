@@ -215,3 +215,19 @@ def test_sweep_through_submitit_local_executor(planted, monkeypatch, tmp_path):
     assert all((tmp_path / c.run_dir / "metrics.json").exists() for c in configs)
     selection = json.loads(sweep_module.select(configs).read_text())
     assert selection["selected"]["run"] in {c.run_dir for c in configs}
+
+
+def test_scores_do_not_depend_on_the_scoring_batch():
+    """Scoring runs in eval mode, so a GPU may score in large batches (train.eval_batch) and give the
+    probabilities a small batch gives; on a CPU it keeps twice the training batch."""
+    from chexbal.classify.classifier import build
+    from chexbal.classify.training_set import Split
+
+    torch.manual_seed(0)
+    model = build()[0]
+    images = torch.randint(0, 256, (10, 32, 32), dtype=torch.uint8)
+    part = Split(images, (torch.rand(10, len(PATHOLOGIES)) < 0.3).float(), pd.DataFrame())
+    (loss_small, small), (loss_large, large) = (train_module.predict(model, part, b, use_amp=False) for b in (3, 10))
+    np.testing.assert_allclose(small, large, rtol=1e-4, atol=1e-6)
+    assert math.isclose(loss_small, loss_large, rel_tol=1e-5)
+    assert train_module.eval_batch(32, part) == 64

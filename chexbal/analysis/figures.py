@@ -13,7 +13,15 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-COLOURS = [matplotlib.colormaps["tab10"](i) for i in range(10)]
+from chexbal.classify.arms import ARMS  # noqa: E402
+
+# One colour per arm, the same in every figure; an imported arm (synthetic:NAME) is drawn in grey.
+ARM_COLOURS = {arm: matplotlib.colormaps["tab10"](i) for i, arm in enumerate(ARMS)}
+CAM_MAP = "inferno"  # perceptually uniform: a brighter colour always means a larger activation
+
+
+def arm_colour(arm: str):
+    return ARM_COLOURS.get(arm, "0.45")
 
 
 def forest(diffs: pd.DataFrame, targets, path: Path, against: str = "none") -> Path:
@@ -51,44 +59,52 @@ def forest(diffs: pd.DataFrame, targets, path: Path, against: str = "none") -> P
 
 
 def by_size(aucs: pd.DataFrame, targets, path: Path) -> Path:
-    """Per target, mean test AUC over seeds against regimen size, one line per arm, with intervals.
-    `aucs` has frac, class, arm, auc, ci_low, ci_high."""
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
+    """Per target, mean test AUC over seeds against regimen size, one line per arm, with intervals,
+    each arm nudged sideways so the intervals do not overlap. `aucs` has frac, class, arm, auc,
+    ci_low, ci_high."""
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.6), squeeze=False)
     arms = list(dict.fromkeys(aucs["arm"]))
+    fracs = sorted(set(aucs["frac"]))
     for ax, target in zip(axes[0], targets):
-        for arm, colour in zip(arms, COLOURS):
+        for k, arm in enumerate(arms):
             rows = aucs[(aucs["class"] == target) & (aucs["arm"] == arm)].sort_values("frac")
             if rows.empty:
                 continue
+            nudge = 10 ** (0.03 * (k - (len(arms) - 1) / 2))  # a constant step on the log axis
             ax.errorbar(
-                rows["frac"] * 100,
+                rows["frac"] * 100 * nudge,
                 rows["auc"],
                 yerr=[rows["auc"] - rows["ci_low"], rows["ci_high"] - rows["auc"]],
                 marker="o",
-                color=colour,
+                color=arm_colour(arm),
                 capsize=2,
                 markersize=3,
                 label=arm,
             )
-        ax.set(title=target, xlabel="regimen (% of the pool)", ylabel="test AUC (mean over seeds)", xscale="log")
-    axes[0][0].legend(fontsize=7)
-    return _save(fig, path)
+        ax.set(title=target, xlabel="regimen (share of the pool)", ylabel="test AUC (mean over seeds)", xscale="log")
+        ax.set_xticks([f * 100 for f in fracs], [f"{f:.0%}" for f in fracs])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))  # room for the legend below the panels
+    return _save(fig, path, tight=False)
 
 
 def learning_curves(histories: dict[str, dict[str, pd.DataFrame]], path: Path) -> Path:
     """One panel per regimen: train and validation loss per epoch, one colour per arm."""
     fig, axes = plt.subplots(1, len(histories), figsize=(4.5 * len(histories), 3.5), squeeze=False)
     for ax, (regimen, arms) in zip(axes[0], histories.items()):
-        for (arm, history), colour in zip(arms.items(), COLOURS):
-            ax.plot(history["epoch"], history["train_loss"], "-", color=colour, label=f"{arm} train")
-            ax.plot(history["epoch"], history["val_loss"], "--", color=colour, label=f"{arm} validation")
+        for arm, history in arms.items():
+            ax.plot(history["epoch"], history["train_loss"], "-", color=arm_colour(arm), label=f"{arm} train")
+            ax.plot(history["epoch"], history["val_loss"], "--", color=arm_colour(arm), label=f"{arm} validation")
         ax.set(title=regimen, xlabel="epoch", ylabel="BCE loss")
         ax.legend(fontsize=7)
     return _save(fig, path)
 
 
-def image_grid(rows: dict[str, list[np.ndarray]], path: Path, title: str = "") -> Path:
-    """Rows of grey images (or RGB overlays), each row labelled by its key."""
+def image_grid(rows: dict[str, list[np.ndarray]], path: Path, title: str = "", colour_bar: str = "") -> Path:
+    """Rows of grey images (or RGB overlays), each row labelled by its key; `colour_bar` labels a bar
+    of CAM_MAP (for activation-map overlays)."""
     width = max(len(images) for images in rows.values())
     fig, axes = plt.subplots(len(rows), width, figsize=(1.3 * width, 1.4 * len(rows)), squeeze=False)
     for r, (label, images) in enumerate(rows.items()):
@@ -100,19 +116,24 @@ def image_grid(rows: dict[str, list[np.ndarray]], path: Path, title: str = "") -
         axes[r][0].set_title(label, fontsize=7, loc="left")
     if title:
         fig.suptitle(title, fontsize=9)
+    if colour_bar:
+        scale = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=CAM_MAP)
+        fig.colorbar(scale, ax=axes, shrink=0.6, pad=0.02).set_label(colour_bar, fontsize=7)
+        return _save(fig, path, tight=False)
     return _save(fig, path)
 
 
 def overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """A grey image with its activation map blended over it in the jet colour map, as uint8 RGB."""
-    heat = matplotlib.colormaps["jet"](cam)[..., :3]
+    """A grey image with its activation map (0-1) blended over it in CAM_MAP, as uint8 RGB."""
+    heat = matplotlib.colormaps[CAM_MAP](cam)[..., :3]
     grey = np.repeat(image[..., None] / 255.0, 3, axis=2)
     return (255 * (0.55 * grey + 0.45 * heat)).astype(np.uint8)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tight: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:  # a colour bar placed beside the axes does not survive tight_layout
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

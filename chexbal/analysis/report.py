@@ -108,7 +108,8 @@ def cam_section(folder: Path, runs: Runs, fracs: list[float], out: Path, per_row
         for kind, images in (("real", real), ("generated", generated)):
             maps = class_activation_maps(model, images, target) if len(images) else []
             rows[f"{target}: {kind}"] = [figures.overlay(i, m) for i, m in zip(images, maps)]
-    return figures.image_grid(rows, out / "cams.png", f"CAMs, GAN-augmented model, {frac:.0%} regimen"), str(run)
+    title = f"CAMs, GAN-augmented model, {frac:.0%} regimen"
+    return figures.image_grid(rows, out / "cams.png", title, colour_bar="activation (per image, 0 to its maximum)"), str(run)
 
 
 def report(
@@ -317,21 +318,35 @@ def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
     gains = comparisons[comparisons["against"] == "none"]
     for path in paths:
         result = files.read_json(path)
-        seen = result.get("trained_on", {})
         judges = result["classifier"] + (f" and {result['second_judge']['classifier']}" if "second_judge" in result else "")
         blocks += [
-            (
-                "p",
-                f"**{path.stem}**: generator {result['checkpoint']} (trained on regimen {seen.get('frac', float('nan')):.0%}, "
-                f"{rows_seen(seen.get('rows', '?'))}), judged by {judges}; {result['generated']} generated images.",
-            ),
+            ("p", f"**{path.stem}**: {judged_what(result)}, judged by {judges}; {result['generated']} images."),
             ("table", quality_table(result)),
         ]
-        arm = ("diffusion" if result.get("generator_kind") == "diffusion" else "gan") + (
-            "-regimen" if seen.get("frac", 1) < 1 else ""
-        )
+        arm = quality_arm(result)
         blocks.append(("table", fidelity_and_gain(result, gains[gains["arm"] == arm], arm)))
     return blocks
+
+
+def judged_what(result: dict) -> str:
+    seen = result.get("trained_on", {})
+    if result.get("generator_kind") == "imported":
+        return (
+            f"imported set `{result['imported']}` (its generator, as declared, trained on {seen.get('declared')}; "
+            f"not measured: {result['not_measured']})"
+        )
+    return (
+        f"{result.get('generator_kind', 'gan')} generator {result['checkpoint']} (trained on regimen "
+        f"{seen.get('frac', float('nan')):.0%}, {rows_seen(seen.get('rows', '?'))})"
+    )
+
+
+def quality_arm(result: dict) -> str:
+    """The arm whose gain a gan-eval result belongs beside."""
+    if result.get("generator_kind") == "imported":
+        return f"synthetic:{result['imported']}"
+    regimen = "-regimen" if result.get("trained_on", {}).get("frac", 1) < 1 else ""
+    return ("diffusion" if result.get("generator_kind") == "diffusion" else "gan") + regimen
 
 
 def fidelity_and_gain(result: dict, gains: pd.DataFrame, arm: str) -> pd.DataFrame:

@@ -165,7 +165,7 @@ def fit(run: Run, model, resume: bool, quiet: bool) -> None:
                 save(checkpoint_of(run, optimizer, epoch, best) | {"partial": stop.state}, run.run_dir / "last.pt")
                 raise stopping.Stopped(f"epoch {epoch + 1} at image {stop.state[0]} in {run.run_dir / 'last.pt'}") from None
             partial = None
-            val_loss, val_probs = predict(run.model, data.val, cfg.batch_size * 2, step.use_amp, step.ranks)
+            val_loss, val_probs = predict(run.model, data.val, eval_batch(cfg.batch_size, data.val), step.use_amp, step.ranks)
             row = epoch_row(epoch, train_loss, val_loss, val_probs, data, seconds)
             history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
             improved = not math.isnan(row["val_mean_auc"]) and (math.isnan(best) or row["val_mean_auc"] > best)
@@ -284,6 +284,18 @@ class Timer:
         return time.perf_counter() - self.start
 
 
+EVAL_BATCH_224 = 256  # images per scoring batch on a GPU at 224 px; more at smaller sizes (same memory)
+
+
+def eval_batch(train_batch: int, part) -> int:
+    """Scoring has no batch-size hyperparameter (eval mode: each image's output is its own), so a GPU
+    scores in large batches to keep busy; a CPU gains nothing from them and keeps twice the training batch."""
+    if part.images.device.type != "cuda":
+        return 2 * train_batch
+    size = part.images.shape[-1]
+    return max(2 * train_batch, EVAL_BATCH_224 * (224 * 224) // (size * size))
+
+
 @torch.no_grad()
 def predict(
     model, part, batch_size: int, use_amp: bool, ranks: distributed.Ranks = distributed.SINGLE
@@ -358,7 +370,7 @@ def score_best_epoch(run: Run, model, seconds: float) -> None:
     metrics = {"best_epoch": saved["epoch"], "epochs": run.cfg.epochs}
     for name in ("val", "test"):
         part = getattr(run.data, name)
-        loss, probs = predict(model, part, run.cfg.batch_size * 2, step.use_amp, step.ranks)
+        loss, probs = predict(model, part, eval_batch(run.cfg.batch_size, part), step.use_amp, step.ranks)
         aucs = auc_per_class(part.labels.cpu().numpy(), probs)
         metrics[name] = {"loss": loss, "mean_auc": mean_auc(aucs), "auc": aucs}
         if name == "test" and step.ranks.main:
