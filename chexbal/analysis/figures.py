@@ -91,15 +91,28 @@ def by_size(aucs: pd.DataFrame, targets, path: Path) -> Path:
 
 
 def learning_curves(histories: dict[str, dict[str, pd.DataFrame]], path: Path) -> Path:
-    """One panel per regimen: train and validation loss per epoch, one colour per arm."""
-    fig, axes = plt.subplots(1, len(histories), figsize=(4.5 * len(histories), 3.5), squeeze=False)
-    for ax, (regimen, arms) in zip(axes[0], histories.items()):
+    """Per regimen (a column): train and validation loss (top) and the validation mean AUC that
+    selects the epoch (bottom), per arm the mean over seeds with a band from the lowest to the
+    highest seed. Each history holds every seed's rows (`seed`, `epoch`, …)."""
+    fig, axes = plt.subplots(2, len(histories), figsize=(4.5 * len(histories), 6.2), squeeze=False, sharex="col")
+    for k, (regimen, arms) in enumerate(histories.items()):
+        loss, auc = axes[0][k], axes[1][k]
         for arm, history in arms.items():
-            ax.plot(history["epoch"], history["train_loss"], "-", color=arm_colour(arm), label=f"{arm} train")
-            ax.plot(history["epoch"], history["val_loss"], "--", color=arm_colour(arm), label=f"{arm} validation")
-        ax.set(title=regimen, xlabel="epoch", ylabel="BCE loss")
-        ax.legend(fontsize=7)
+            by_epoch = history.groupby("epoch")
+            colour = arm_colour(arm)
+            loss.plot(by_epoch["train_loss"].mean(), "-", color=colour, lw=1, label=f"{arm} train")
+            _band(loss, by_epoch["val_loss"], colour, f"{arm} validation", "--")
+            _band(auc, by_epoch["val_mean_auc"], colour, arm, "-")
+        loss.set(title=regimen, ylabel="BCE loss")
+        auc.set(xlabel="epoch", ylabel="validation mean AUC (selects the epoch)")
+        loss.legend(fontsize=6, ncol=2)
     return _save(fig, path)
+
+
+def _band(ax, series, colour, label: str, style: str) -> None:
+    """The mean over seeds as a line, the lowest to highest seed as a band."""
+    ax.plot(series.mean(), style, color=colour, lw=1, label=label)
+    ax.fill_between(series.min().index, series.min(), series.max(), color=colour, alpha=0.15, lw=0)
 
 
 def image_grid(rows: dict[str, list[np.ndarray]], path: Path, title: str = "", colour_bar: str = "") -> Path:

@@ -23,6 +23,7 @@ from chexbal import __version__, files
 from chexbal.analysis import figures
 from chexbal.analysis.render import to_html, to_markdown
 from chexbal.analysis.results import (
+    ARM_OF,
     Predictions,
     Runs,
     auc_tables,
@@ -39,33 +40,36 @@ from chexbal.analysis.results import (
 )
 from chexbal.analysis.wording import answer, auc_grid, comparisons_table, rows_seen, seeds_note
 from chexbal.classify import classifier
+from chexbal.classify.arms import arm_order
 from chexbal.classify.cam import class_activation_maps
-from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, read_index, settings
+from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, TARGETS
 from chexbal.errors import ChexbalError
 from chexbal.files import write_atomic
 from chexbal.generators import synthetic
 from chexbal.generators.evaluation import quality_table
+from chexbal.generators.plan import make_plan
 
 
 def curves_section(runs: Runs, fracs, out: Path) -> tuple[Path | None, pd.DataFrame]:
-    """Train and validation loss of the lowest seed's runs of none, oversample and the generator arms."""
+    """Per regimen and arm, the loss and the validation AUC that model selection uses, epoch by
+    epoch, over every seed; and the final epoch's train-validation gap (mean over seeds)."""
     histories, gaps = {}, []
     for frac in fracs:
         arms = {
-            arm: pd.read_csv(first_seed(runs, frac, arm) / "history.csv")
-            for arm in ("none", "oversample", "gan", "gan-regimen", "diffusion", "diffusion-regimen")
-            if (frac, arm) in runs
+            arm: pd.concat([pd.read_csv(run / "history.csv").assign(seed=seed) for seed, run in runs[(frac, arm)].items()])
+            for arm in sorted((a for f, a in runs if f == frac), key=arm_order)
         }
         if arms:
             histories[f"{frac:.0%}"] = arms
         for arm, history in arms.items():
-            last = history.iloc[-1]
+            last = history[history["epoch"] == history["epoch"].max()].mean(numeric_only=True)
             gaps.append(
                 {
                     "regimen": f"{frac:.0%}",
                     "arm": arm,
                     "epochs": int(last["epoch"]),
+                    "seeds": history["seed"].nunique(),
                     "train loss": round(last["train_loss"], 4),
                     "validation loss": round(last["val_loss"], 4),
                     "gap (val - train)": round(last["val_loss"] - last["train_loss"], 4),
@@ -77,18 +81,35 @@ def curves_section(runs: Runs, fracs, out: Path) -> tuple[Path | None, pd.DataFr
 
 
 def samples_section(folder: Path, fracs: list[float], out: Path, per_row: int = 6) -> Path | None:
+    """Per target, real training images and every generator's images for the same label vectors: the
+    plan drew each vector from a real training row, and every set of a regimen follows one plan."""
     frac = next((f for f in fracs if (synthetic.folder(folder, f) / "labels.csv").exists()), None)
     if frac is None:
         return None
-    fake, fake_labels, _ = synthetic.load(folder, frac)
-    index = read_index(folder)
-    pool = index[index["split"] == "pool"]
+    _, _, provenance = synthetic.load(folder, frac)
+    train_rows = training_rows(folder, frac, provenance["split_seed"])
+    vectors = make_plan(train_rows, provenance["share"], provenance["split_seed"]).vectors
+    sets = {ARM_OF[g]: synthetic.load(folder, frac, g) for g in synthetic.GENERATORS if same_plan(folder, frac, g, provenance)}
     rows = {}
     for target in TARGETS:
-        real_rows = pool[pool[target] == 1].head(per_row)
-        rows[f"{target}: real"] = list(load_images(folder, real_rows)) if len(real_rows) else []
-        rows[f"{target}: generated"] = list(fake[np.flatnonzero(fake_labels["target"].to_numpy() == target)[:per_row]])
-    return figures.image_grid(rows, out / "samples.png", f"real pool images vs generated ({frac:.0%} regimen's set)")
+        picks = np.flatnonzero(vectors["target"].to_numpy() == target)[:per_row]
+        rows[f"{target}: real (the vector's own row)"] = list(
+            load_images(folder, train_rows.iloc[vectors["source_row"].to_numpy()[picks]])
+        )
+        for arm, (images, _, _) in sets.items():
+            rows[f"{target}: {arm}"] = list(images[picks])
+    return figures.image_grid(
+        rows, out / "samples.png", f"real and generated images for the same label vectors ({frac:.0%} regimen)"
+    )
+
+
+def same_plan(folder: Path, frac: float, generator: str, provenance: dict) -> bool:
+    """Whether the generator's set exists and was made from the same plan (split seed and share)."""
+    path = synthetic.folder(folder, frac, generator) / "provenance.json"
+    if not path.exists():
+        return False
+    other = files.read_json(path)
+    return (other.get("split_seed"), other.get("share")) == (provenance["split_seed"], provenance["share"])
 
 
 def cam_section(folder: Path, runs: Runs, fracs: list[float], out: Path, per_row: int = 3) -> tuple[Path | None, str]:
