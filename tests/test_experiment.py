@@ -57,6 +57,7 @@ def test_the_chexpert_plan_is_the_fair_protocol_at_every_regimen(tmp_path):
     assert plan.training["weights"] == "imagenet" and plan.pool_generator == "train"
     names = {t.name for t in plan_tasks(plan, sizes_for(plan))}
     assert {"train-gan 1", "train-gan 0.01", "train-gan 0.1", "train-gan 0.5"} <= names
+    assert {"train-diffusion 1", "train-diffusion 0.01", "train-diffusion 0.5", "train 1 diffusion-regimen seed 4"} <= names
     assert "train 1 real-extra seed 0" not in names and "train 1 gan-regimen seed 4" in names
 
 
@@ -111,6 +112,7 @@ def write_plan(where: Path, root: Path, arms=("none", "gan-regimen")) -> Path:
         (("none",), "optimizer = ", "colour = ", "training.colour: unknown key"),
         (("none",), 'root = "', 'root = "/nowhere" # "', "dataset.root /nowhere is not a folder"),
         (("gan-regimen",), "judge_seeds = [0, 1]", "judge_seeds = [7]", "the judges (none at 1, seeds [7]) are not runs"),
+        (("none", "diffusion"), "[evaluation]", "[diffusion]\nwidths = [8, 16, 32, 64, 128]\n[evaluation]", "diffusion.widths: 32 px"),
     ],
 )
 def test_an_impossible_plan_is_refused_before_anything_runs(tmp_path, monkeypatch, arms, old, new, message):

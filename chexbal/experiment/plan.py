@@ -107,6 +107,7 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
         problems.append(f"generator.pool {pool!r}: 'train' (a pool generator with this recipe), or 'shipped' for the phantom")
     training = dict(raw.get("training", {}))
     _check_training(training, problems)
+    _check_diffusion(raw.get("diffusion", {}), size, problems)
     return Plan(
         path=path,
         name=raw.get("name", path.stem),
@@ -151,6 +152,15 @@ def _check_judges(judges, regimens: tuple[Regimen, ...], problems: list[str]) ->
     judged = next((r for r in regimens if r.frac == frac), None)
     if judged is None or "none" not in judged.arms or not set(seeds) <= set(judged.seeds):
         problems.append(f"evaluation: the judges (none at {frac:g}, seeds {list(seeds)}) are not runs of the plan")
+
+
+def _check_diffusion(recipe: dict, size: int, problems: list[str]) -> None:
+    from chexbal.generators.diffusion.model import check_shape
+
+    try:
+        check_shape(size, tuple(recipe.get("widths", (16, 32, 64, 128))))
+    except (ValueError, TypeError) as err:
+        problems.append(f"diffusion.widths: {err}")
 
 
 def _check_training(training: dict, problems: list[str]) -> None:
