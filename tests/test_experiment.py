@@ -112,7 +112,12 @@ def write_plan(where: Path, root: Path, arms=("none", "gan-regimen")) -> Path:
         (("none",), "optimizer = ", "colour = ", "training.colour: unknown key"),
         (("none",), 'root = "', 'root = "/nowhere" # "', "dataset.root /nowhere is not a folder"),
         (("gan-regimen",), "judge_seeds = [0, 1]", "judge_seeds = [7]", "the judges (none at 1, seeds [7]) are not runs"),
-        (("none", "diffusion"), "[evaluation]", "[diffusion]\nwidths = [8, 16, 32, 64, 128]\n[evaluation]", "diffusion.widths: 32 px"),
+        (
+            ("none", "diffusion"),
+            "[evaluation]",
+            "[diffusion]\nwidths = [8, 16, 32, 64, 128]\n[evaluation]",
+            "diffusion.widths: 32 px",
+        ),
     ],
 )
 def test_an_impossible_plan_is_refused_before_anything_runs(tmp_path, monkeypatch, arms, old, new, message):
