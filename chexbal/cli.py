@@ -79,6 +79,7 @@ Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
 OptionalSplitSeed = Annotated[
     Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")
 ]
+GeneratorSeed = Annotated[int, typer.Option(help="Seed of initialisation and of each step's draws (the split: --split-seed).")]
 SplitSeed = Annotated[int, typer.Option(help="Seed of the train/validation split (by patient) whose training rows are used.")]
 
 
@@ -300,7 +301,7 @@ def train_gan(
         ),
     ] = ["Pleural Other"],  # noqa: B006 - Typer reads the default, never mutates it
     negatives_from: Annotated[int, typer.Option(help="Step from which --negatives apply.")] = 4750,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and of each step's draws (the split: --split-seed).")] = 0,
+    seed: GeneratorSeed = 0,
     split_seed: SplitSeed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
     device: Device = "auto",
@@ -334,7 +335,7 @@ def train_diffusion(
     target_share: Annotated[float, typer.Option(help="Share of each batch drawn from rows positive for a target finding.")] = 0.5,
     sample_steps: Annotated[int, typer.Option(help="DDIM steps when sampling (recorded with the model).")] = 25,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (0: ignore the label, 1: none).")] = 2.0,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and of each step's draws (the split: --split-seed).")] = 0,
+    seed: GeneratorSeed = 0,
     split_seed: SplitSeed = 0,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 1000,
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",

@@ -15,6 +15,7 @@ from PIL import Image
 
 from chexbal import files
 from chexbal.checkpoint import load_for_resume, save, start_run
+from chexbal.data.dataset import load_images, locate, settings, training_rows
 from chexbal.data.labels import TARGETS, label_matrix
 from chexbal.errors import ChexbalError
 from chexbal.provenance import provenance
@@ -99,6 +100,26 @@ def grid_conditions(pool: pd.DataFrame, z_dim: int, per_row: int = 8) -> tuple[t
     return z, torch.from_numpy(np.concatenate(rows)), names
 
 
+def regimen_data(cfg, device) -> tuple[pd.DataFrame, dict, torch.Tensor, torch.Tensor]:
+    """A generator's training rows (exactly `train --frac F --split-seed S`'s), the record of what it
+    sees, and their images and label vectors on `device`."""
+    folder = locate(Path(cfg.data_dir), cfg.dataset)
+    rows = training_rows(folder, cfg.frac, cfg.split_seed)
+    seen = regimen_record(cfg.dataset, cfg.frac, cfg.split_seed, rows, settings(folder))
+    images = torch.from_numpy(load_images(folder, rows)).to(device)
+    return rows, seen, images, torch.from_numpy(label_matrix(rows)).to(device)
+
+
+def start_or_resume(
+    run_dir: Path, cfg, nets: dict, resume: bool, *, keys: tuple[str, ...], rows: pd.DataFrame, size: int, device
+):
+    """(the step to start from, the losses so far): a new run folder, or last.pt loaded into `nets`."""
+    if resume:
+        return resume_run(run_dir, cfg, nets, device, keys=keys)
+    start(run_dir, cfg, size=size, rows=rows, device=device)
+    return 0, []
+
+
 def start(run_dir: Path, cfg, *, size: int, rows: pd.DataFrame, device) -> None:
     """A new run folder: config.json (the settings and provenance) and training-rows.csv."""
     settings = {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)}
@@ -106,7 +127,7 @@ def start(run_dir: Path, cfg, *, size: int, rows: pd.DataFrame, device) -> None:
     files.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
 
 
-def resume(run_dir: Path, cfg, nets: dict, device, *, keys: tuple[str, ...]) -> tuple[int, list[dict]]:
+def resume_run(run_dir: Path, cfg, nets: dict, device, *, keys: tuple[str, ...]) -> tuple[int, list[dict]]:
     """Load last.pt into `nets` (networks and optimizers by name); the step reached and its losses."""
     saved = load_for_resume(run_dir, cfg, keys, device, parts=tuple(nets))
     try:

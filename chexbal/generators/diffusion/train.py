@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from chexbal import files, stopping
-from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, settings, training_rows
-from chexbal.data.labels import PATHOLOGIES, label_matrix
+from chexbal.data.dataset import DEFAULT_DATASET
+from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.splits import check_frac, frac_name
 from chexbal.devices import amp_enabled, pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import training
 from chexbal.generators.diffusion.model import TRAIN_TIMESTEPS, DiffusionGenerator, LabelConditionedUNet, noise_schedule
 from chexbal.generators.gan.nets import to_uint8
-from chexbal.generators.training import BalancedRows, descend, ema_decay, grid_conditions, regimen_record, update_ema
+from chexbal.generators.training import BalancedRows, descend, ema_decay, grid_conditions, update_ema
 from chexbal.progress import bar
 from chexbal.seeds import stream
 
@@ -91,22 +91,16 @@ RESUME_KEYS = (
 
 def train_diffusion(cfg: DiffusionConfig, resume: bool = False, quiet: bool = False) -> Path:
     cfg.check()
-    folder = locate(Path(cfg.data_dir), cfg.dataset)
     device = pick_device(cfg.device)
-    pool = training_rows(folder, cfg.frac, cfg.split_seed)
-    seen = regimen_record(cfg.dataset, cfg.frac, cfg.split_seed, pool, settings(folder))
-    images = torch.from_numpy(load_images(folder, pool)).to(device)
-    labels = torch.from_numpy(label_matrix(pool)).to(device)
+    pool, seen, images, labels = training.regimen_data(cfg, device)
     size = images.shape[-1]
     run_dir = Path(cfg.run_dir) if cfg.run_dir else cfg.default_run_dir()
     torch.manual_seed(cfg.seed)
     nets = build_nets(cfg, size, device)  # before the run folder exists: a UNet that cannot be built leaves none
     with files.locked(run_dir, "diffusion run"):
-        if resume:
-            start, losses = training.resume(run_dir, cfg, nets, device, keys=RESUME_KEYS)
-        else:
-            training.start(run_dir, cfg, size=size, rows=pool, device=device)
-            start, losses = 0, []
+        start, losses = training.start_or_resume(
+            run_dir, cfg, nets, resume, keys=RESUME_KEYS, rows=pool, size=size, device=device
+        )
         run = DiffusionRun(run_dir, cfg, nets, (images, labels, pool), seen, amp_enabled(cfg.amp, device))
         with stopping.graceful(), bar(disable=quiet) as progress:
             task = progress.add_task("train-diffusion", total=cfg.steps, completed=start, note="")

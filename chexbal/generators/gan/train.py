@@ -18,20 +18,19 @@ import copy
 import dataclasses
 from pathlib import Path
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from chexbal import files, stopping
-from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, settings, training_rows
-from chexbal.data.labels import PATHOLOGIES, label_matrix
+from chexbal.data.dataset import DEFAULT_DATASET
+from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.splits import check_frac, frac_name
 from chexbal.devices import pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import training
 from chexbal.generators.gan.diffaugment import diff_augment
 from chexbal.generators.gan.nets import Discriminator, Generator, LabelClassifier, n_blocks, to_uint8
-from chexbal.generators.training import BalancedRows, descend, ema_decay, grid_conditions, regimen_record, update_ema, write_grid
+from chexbal.generators.training import BalancedRows, descend, ema_decay, grid_conditions, update_ema, write_grid
 from chexbal.progress import bar
 from chexbal.seeds import stream
 
@@ -99,12 +98,8 @@ RESUME_KEYS = (
 
 def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path:
     cfg.check()
-    folder = locate(Path(cfg.data_dir), cfg.dataset)
     device = pick_device(cfg.device)
-    pool = training_rows(folder, cfg.frac, cfg.split_seed)
-    seen = regimen_record(cfg.dataset, cfg.frac, cfg.split_seed, pool, settings(folder))
-    images = torch.from_numpy(load_images(folder, pool)).to(device)
-    labels = torch.from_numpy(label_matrix(pool)).to(device)
+    pool, seen, images, labels = training.regimen_data(cfg, device)
     size = images.shape[-1]
     try:
         n_blocks(size)
@@ -114,7 +109,9 @@ def train_gan(cfg: GanConfig, resume: bool = False, quiet: bool = False) -> Path
     with files.locked(run_dir, "GAN run"):
         torch.manual_seed(cfg.seed)
         nets = build_nets(cfg, size, device)
-        start, losses = start_or_resume(run_dir, cfg, nets, resume, device, size=size, rows=pool)
+        start, losses = training.start_or_resume(
+            run_dir, cfg, nets, resume, keys=RESUME_KEYS, rows=pool, size=size, device=device
+        )
         with stopping.graceful(), bar(disable=quiet) as progress:
             task = progress.add_task("train-gan", total=cfg.steps, completed=start, note="")
             run_steps(GanRun(run_dir, cfg, nets, (images, labels, pool), seen), start, losses, progress, task)
@@ -238,10 +235,3 @@ def checkpoint(run_dir: Path, cfg: GanConfig, nets, step: int, *, size: int, los
     training.save_checkpoint(
         run_dir, cfg, nets, step, ema=nets["G_ema"], config=generator_config(cfg, size, step, seen), losses=losses
     )
-
-
-def start_or_resume(run_dir: Path, cfg: GanConfig, nets, resume: bool, device, *, size: int, rows: pd.DataFrame):
-    if not resume:
-        training.start(run_dir, cfg, size=size, rows=rows, device=device)
-        return 0, []
-    return training.resume(run_dir, cfg, nets, device, keys=RESUME_KEYS)
