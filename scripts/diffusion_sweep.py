@@ -3,7 +3,7 @@
     .venv/bin/python scripts/diffusion_sweep.py --checkpoint runs/diffusion/phantom-64/frac-1/generator.pt \\
         --judge runs/phantom-64/frac-0.01/none/lr0.001-bs32-adam-seed2 [--steps 10 25] [--guidance 1 2 4] [--n 64]
 
-For each setting: seconds per generated image; the Fréchet distance, in the judge's feature space,
+For each setting (a GAN checkpoint gets one row, for comparison): seconds per generated image; the Fréchet distance, in the judge's feature space,
 between the images and real training rows of the pool (never a test patient); per target, the
 judge's median probability shift between images from the same noise with the target's bit on and off
 (counterfactual fidelity, with its 95% interval). Use a judge the report does not use (the
@@ -44,28 +44,31 @@ def main() -> None:
     rows = training_rows(folder, 1.0, 0)  # the pool model's training rows: no validation or test patient
     real_features, _ = classifier.embed_and_score(judge, load_images(folder, rows.sample(args.n, random_state=0)))
     conditions = evaluation_conditions(rows, args.n, 0)
-    for steps in args.steps:
-        for guidance in args.guidance:
+    gan = config.get("kind", "gan") == "gan"  # a GAN has no sampling settings: one row, for comparison
+    for steps, guidance in [(None, None)] if gan else [(s, g) for s in args.steps for g in args.guidance]:
+        if not gan:
             generator.sample_steps, generator.guidance = steps, guidance
-            start = time.perf_counter()
-            fake = generate_for(generator, conditions, 0)
-            seconds = (time.perf_counter() - start) / len(fake)
-            fake_features, _ = classifier.embed_and_score(judge, fake)
-            shift = counterfactual_shift(judge, counterfactual_images(generator, conditions, 0), 200, 0)
-            row = {
-                "checkpoint": args.checkpoint,
-                "model_steps": config["steps"],
-                "sample_steps": steps,
-                "guidance": guidance,
-                "images": len(fake),
-                "seconds_per_image": round(seconds, 3),
-                "frechet_vs_training_rows": round(frechet_distance(real_features, fake_features), 2),
-                **{f"{t} shift": round(shift[t]["median_shift"], 3) for t in TARGETS},
-                **{f"{t} shift CI": f"[{shift[t]['ci'][0]:.3f}, {shift[t]['ci'][1]:.3f}]" for t in TARGETS},
-                "judge": args.judge,
-            }
-            print(" ".join(f"{k}={v}" for k, v in row.items() if k not in ("checkpoint", "judge")), flush=True)
-            pd.DataFrame([row]).to_csv(LOG, mode="a", header=not LOG.exists(), index=False)
+        row = {"model_steps": config["steps"], "sample_steps": steps, "guidance": guidance}
+        row.update(measure(generator, conditions, judge, real_features))
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        record = {"checkpoint": args.checkpoint, **row, "judge": args.judge}
+        pd.DataFrame([record]).to_csv(LOG, mode="a", header=not LOG.exists(), index=False)
+
+
+def measure(generator, conditions: pd.DataFrame, judge, real_features) -> dict:
+    """Seconds per image, the Fréchet distance to the real rows, and each target's counterfactual shift."""
+    start = time.perf_counter()
+    fake = generate_for(generator, conditions, 0)
+    seconds = (time.perf_counter() - start) / len(fake)
+    fake_features, _ = classifier.embed_and_score(judge, fake)
+    shift = counterfactual_shift(judge, counterfactual_images(generator, conditions, 0), 200, 0)
+    return {
+        "images": len(fake),
+        "seconds_per_image": round(seconds, 3),
+        "frechet_vs_training_rows": round(frechet_distance(real_features, fake_features), 2),
+        **{f"{t} shift": round(shift[t]["median_shift"], 3) for t in TARGETS},
+        **{f"{t} shift CI": f"[{shift[t]['ci'][0]:.3f}, {shift[t]['ci'][1]:.3f}]" for t in TARGETS},
+    }
 
 
 def parse_args() -> argparse.Namespace:
