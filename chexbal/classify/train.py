@@ -213,9 +213,12 @@ def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndar
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """On a GPU, one fused kernel updates every parameter (far fewer launches per step than one
+    kernel per tensor); a CPU keeps the default, so CPU results are unchanged."""
+    fused = next(model.parameters()).device.type == "cuda" or None  # None: torch's default
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, fused=fused)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused)
 
 
 class PartialEpoch(Exception):
