@@ -144,3 +144,11 @@ def test_the_model_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
     asked[:, PATHOLOGIES.index(PLANTED)] = 1
     corner = [generator.draw(labels, stream(1, 0))[:, 0, 3:12, 3:12].mean().item() for labels in (asked, without)]
     assert corner[0] - corner[1] > 0.1, f"corner brightness with and without {PLANTED}: {corner}"
+
+
+def test_the_diffusion_arm_without_a_shipped_model_says_how_to_make_one(rare, tmp_path, monkeypatch):
+    from chexbal.generators import generate as generate_module
+
+    monkeypatch.setattr(generate_module, "SHIPPED_DIFFUSION", tmp_path / "absent.pt")
+    with pytest.raises(ChexbalError, match="no diffusion model is shipped yet: train one .*make diffusion"):
+        generate(0.5, generator="diffusion", data_dir=rare / "data", dataset="rare", quiet=True)

@@ -37,6 +37,11 @@ def load_generator(path: Path, dataset_settings: dict, device: torch.device):
     not fit the dataset (its recorded settings: size, and for a phantom the renderer version).
     Both kinds offer `draw(labels, rng)`."""
     size = dataset_settings["size"]
+    if not path.is_file() and path == SHIPPED_DIFFUSION:
+        raise ChexbalError(
+            "no diffusion model is shipped yet: train one (`make diffusion` or `chexbal train-diffusion --frac 1`) "
+            "and pass --checkpoint runs/diffusion/<dataset>/frac-1/generator.pt"
+        )
     if not path.is_file():
         raise ChexbalError(
             f"generator checkpoint {path} not found: train one with `chexbal train-gan` or `chexbal train-diffusion`"
