@@ -187,7 +187,13 @@ def train(
         Optional[Path], typer.Option(help="Run folder.", show_default="runs/<dataset>/frac-<F>/<aug>/<hyperparameters>")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model (opt-in; pays on GPUs).")] = False,
+    compile: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the model, with CUDA graphs on a GPU; drops each epoch's last partial batch (one shape).",
+        ),
+    ] = False,
 ) -> None:
     """Fine-tune DenseNet-121 on one regimen and score the test set with the best epoch.
 

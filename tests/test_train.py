@@ -231,3 +231,29 @@ def test_scores_do_not_depend_on_the_scoring_batch():
     np.testing.assert_allclose(small, large, rtol=1e-4, atol=1e-6)
     assert math.isclose(loss_small, loss_large, rel_tol=1e-5)
     assert train_module.eval_batch(32, part) == 64
+
+
+def test_a_compiled_run_drops_the_last_partial_batch_and_an_eager_one_keeps_it():
+    """CUDA graphs need one batch shape: with --compile every step sees a full batch; without it
+    the last, smaller batch trains too (the published runs)."""
+    sizes = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.out = torch.nn.Linear(1, len(PATHOLOGIES))
+
+        def forward(self, x):
+            sizes.append(len(x))
+            return self.out(x.mean(dim=(1, 2, 3))[:, None])
+
+    from chexbal.classify.training_set import Split
+
+    part = Split(torch.zeros(10, 8, 8, dtype=torch.uint8), torch.zeros(10, len(PATHOLOGIES)), pd.DataFrame())
+    model = Recorder()
+    for compile_ in (True, False):
+        cfg = TrainConfig(batch_size=4, compile=compile_)
+        train_module.train_epoch(
+            model, torch.optim.SGD(model.parameters(), lr=0.1), part, cfg, 0, train_module.Step(torch.device("cpu"))
+        )
+    assert sizes == [4, 4, 4, 4, 2]

@@ -52,7 +52,7 @@ class TrainConfig:
     weights: str = "random"  # initialisation: random, imagenet, nih or a file (classifier.build)
     device: str = "auto"
     amp: str = "auto"  # bf16 autocast: auto = on for CUDA and for CPUs with bf16 matrix units
-    compile: bool = False  # torch.compile: opt-in (no gain for DenseNet-121 on CPU, minutes to compile)
+    compile: bool = False  # torch.compile (CUDA graphs on a GPU): opt-in; no gain for DenseNet-121 on a CPU
     data_dir: str = "data"
     dataset: str = DEFAULT_DATASET
     runs_root: str = "runs"  # where the default run folder goes
@@ -155,7 +155,7 @@ def fit(run: Run, model, resume: bool, quiet: bool) -> None:
     optimizer = make_optimizer(cfg, model)
     start, best, history, partial = start_or_resume(run, model, optimizer, resume)
     model = distributed.wrap(model, step.ranks, step.device)
-    run.model = torch.compile(model) if cfg.compile else model
+    run.model = compiled(model, step.device) if cfg.compile else model
     with stopping.graceful(), bar(disable=quiet) as progress:
         task = progress.add_task(f"train {cfg.aug}", total=cfg.epochs, completed=start, note="")
         for epoch in range(start, cfg.epochs):
@@ -212,6 +212,13 @@ def epoch_row(epoch: int, train_loss: float, val_loss: float, val_probs: np.ndar
     }
 
 
+def compiled(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """torch.compile; on a GPU with CUDA graphs ("reduce-overhead"): a small-image step is bound by
+    Python and kernel launches, which a replayed graph removes. Graphs need static shapes, so a
+    compiled run drops each epoch's last partial batch (see train_epoch)."""
+    return torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
+
+
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """On a GPU, one fused kernel updates every parameter (far fewer launches per step than one
     kernel per tensor); a CPU keeps the default, so CPU results are unchanged."""
@@ -251,7 +258,9 @@ def train_epoch(
         if stopping.requested() and ranks.world == 1:
             raise PartialEpoch(i, float(total), float(count))
         batch = order[i : i + batch_size]
-        if len(batch) < 2:  # BatchNorm cannot train on a single image
+        if len(batch) < 2 or (cfg.compile and len(batch) < batch_size):
+            # BatchNorm cannot train on one image; a compiled step keeps one shape. The order is
+            # reshuffled every epoch, so the dropped rows differ from epoch to epoch.
             continue
         x = to_input(part.images[batch], flips[i : i + len(batch)] if cfg.aug == "standard" else None)
         if cfg.aug == "affine":
