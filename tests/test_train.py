@@ -257,3 +257,29 @@ def test_a_compiled_run_drops_the_last_partial_batch_and_an_eager_one_keeps_it()
             model, torch.optim.SGD(model.parameters(), lr=0.1), part, cfg, 0, train_module.Step(torch.device("cpu"))
         )
     assert sizes == [4, 4, 4, 4, 2]
+
+
+@pytest.mark.slow
+def test_a_compiled_epoch_ends_where_an_eager_one_does():
+    """torch.compile (inductor on the CPU; CUDA graphs on a GPU add only replay) must train as the
+    eager path does, within float tolerance, on whole batches."""
+    import copy
+
+    from chexbal.classify.training_set import Split
+
+    torch.manual_seed(0)
+    eager = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 14)
+    )
+    eager_copy = copy.deepcopy(eager)
+    twin = train_module.compiled(eager_copy, torch.device("cpu"))
+    images = torch.randint(0, 256, (12, 16, 16), dtype=torch.uint8)
+    part = Split(images, (torch.rand(12, len(PATHOLOGIES)) < 0.3).float(), pd.DataFrame())
+    losses = []
+    for model, params, compile_ in ((eager, eager.parameters(), False), (twin, eager_copy.parameters(), True)):
+        cfg = TrainConfig(batch_size=4, compile=compile_)
+        step = train_module.Step(torch.device("cpu"))
+        losses.append(train_module.train_epoch(model, torch.optim.Adam(params, lr=1e-2), part, cfg, 0, step)[1])
+    assert math.isclose(*losses, rel_tol=1e-4)
+    for a, b in zip(eager.parameters(), eager_copy.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
