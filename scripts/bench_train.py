@@ -1,11 +1,13 @@
 """Epoch throughput of `chexbal train`'s loop against the bare model's ceiling, in one run.
 
-    .venv/bin/python scripts/bench_train.py [--size 64] [--images 640] [--batch-size 32] [--device auto]
+    .venv/bin/python scripts/bench_train.py [--size 64] [--images 640] [--batch-size 32] [--device auto] [--compile]
 
 The epoch runs chexbal's own `train_epoch` (uint8 images in memory, shuffling, normalisation and
 flips on the device, BCE loss, optimizer step). The ceiling is forward + backward + step of the same
 model on random float tensors of the same shape, with nothing else. Both alternate twice and the
-best of each is kept. The last line is `ratio <epoch img/s / bare img/s>`.
+best of each is kept. `--compile` runs the epoch as `train --compile` does (torch.compile, CUDA graphs
+on a GPU, whole batches only) against the same eager ceiling, after one warm-up epoch that compiles.
+The last line is `ratio <epoch img/s / bare img/s>`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from chexbal.classify import classifier
-from chexbal.classify.train import Step, TrainConfig, make_optimizer, train_epoch
+from chexbal.classify.train import Step, TrainConfig, compiled, make_optimizer, train_epoch
 from chexbal.classify.training_set import Split
 from chexbal.devices import amp_enabled, pick_device
 
@@ -52,9 +54,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--aug", default="standard", choices=("none", "standard"))
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     device = pick_device(args.device)
-    cfg = TrainConfig(batch_size=args.batch_size, aug=args.aug)
+    cfg = TrainConfig(batch_size=args.batch_size, aug=args.aug, compile=args.compile)
     use_amp = amp_enabled("auto", device)
     torch.manual_seed(0)
     model = classifier.build()[0].to(device, memory_format=torch.channels_last)
@@ -65,14 +68,18 @@ def main() -> None:
         rows=None,
     )
     bare(model, optimizer, 2 * args.batch_size, cfg, args.size, use_amp, device)  # warm-up
+    looped = compiled(model, device) if args.compile else model
+    if args.compile:
+        train_epoch(looped, optimizer, part, cfg, 99, Step(device, use_amp))  # compiles (and records graphs)
     epoch_rates, bare_rates = [], []
     for trial in range(2):
-        seconds, _ = train_epoch(model, optimizer, part, cfg, trial, Step(device, use_amp))
+        seconds, _ = train_epoch(looped, optimizer, part, cfg, trial, Step(device, use_amp))
         epoch_rates.append(args.images / seconds)
         bare_rates.append(bare(model, optimizer, args.images, cfg, args.size, use_amp, device))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
-        f"{name}; DenseNet-121, {args.size} px, batch {args.batch_size}, bf16 autocast {'on' if use_amp else 'off'}, aug {args.aug}"
+        f"{name}; DenseNet-121, {args.size} px, batch {args.batch_size}, bf16 autocast {'on' if use_amp else 'off'}, "
+        f"aug {args.aug}, {'compiled' if args.compile else 'eager'}"
     )
     print(f"train epoch  {max(epoch_rates):8.1f} img/s")
     print(f"bare model   {max(bare_rates):8.1f} img/s")

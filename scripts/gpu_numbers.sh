@@ -26,9 +26,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, zarr, torchxrayvision, pandas, numpy; print('torch', torch.__version__, 'zarr', zarr.__version__, 'pandas', pandas.__version__, 'numpy', numpy.__version__)" || exit 1
 python3 -m chexbal.cli --help > /dev/null || exit 1
 
-say "bench_train 224 px (bf16 autocast where the GPU has it)"
-for batch in 32 64; do
-    python3 scripts/bench_train.py --size 224 --batch-size $batch --images 3200 --device cuda
+say "bench_train: eager and compiled (CUDA graphs), 64 and 224 px (bf16 autocast where the GPU has it)"
+for compile in "" "--compile"; do
+    for batch in 32 64; do
+        python3 scripts/bench_train.py --size 64 --batch-size $batch --images 6400 --device cuda $compile | tee -a "$OUT/bench.txt"
+    done
+    for batch in 32 64 128; do
+        python3 scripts/bench_train.py --size 224 --batch-size $batch --images 3200 --device cuda $compile | tee -a "$OUT/bench.txt"
+    done
 done
 
 say "prepare the phantom (every core)"
