@@ -86,7 +86,7 @@ def samples_section(folder: Path, fracs: list[float], out: Path, per_row: int = 
     frac = next((f for f in fracs if (synthetic.folder(folder, f) / "labels.csv").exists()), None)
     if frac is None:
         return None
-    _, _, provenance = synthetic.load(folder, frac)
+    provenance = files.read_json(synthetic.folder(folder, frac) / "provenance.json")  # its images load below
     train_rows = training_rows(folder, frac, provenance["split_seed"])
     vectors = make_plan(train_rows, provenance["share"], provenance["split_seed"]).vectors
     sets = {ARM_OF[g]: synthetic.load(folder, frac, g) for g in synthetic.GENERATORS if same_plan(folder, frac, g, provenance)}

@@ -55,6 +55,7 @@ def import_synthetic(
     where = synthetic.folder(folder, frac, synthetic.imported(name))
     if where.exists():
         raise ChexbalError(f"{where} already holds an imported set: delete it or choose another --name")
+    seen = declaration(declared, declared_rows)  # every refusal before the images are read
     table = read_labels(Path(labels))
     plan = make_plan(training_rows(folder, frac, split_seed), share, split_seed)
     picked, taken = pick_for_plan(table, plan.generate, allow_short)
@@ -64,7 +65,7 @@ def import_synthetic(
         "checkpoint_sha256": None,  # no generator checkpoint: the images are what the user brought
         "source": str(source),
         "labels_sha256": files.sha256(Path(labels)),
-        "trained_on": declaration(declared, declared_rows),
+        "trained_on": seen,
         "resized": resize,
         "per_target": taken,
         "short": {t: c for t, c in taken.items() if c["taken"] < c["planned"]},
@@ -180,7 +181,11 @@ def declaration(text: str, rows: Path | None) -> dict:
     if rows is not None:
         if not Path(rows).is_file():
             raise ChexbalError(f"--trained-on-rows {rows} not found")
-        declared.update(rows=len(pd.read_csv(rows)), rows_file=str(rows), rows_sha256=files.sha256(Path(rows)))
+        try:
+            count = len(pd.read_csv(rows))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            raise ChexbalError(f"--trained-on-rows {rows} is not a readable CSV") from None
+        declared.update(rows=count, rows_file=str(rows), rows_sha256=files.sha256(Path(rows)))
     return declared
 
 
