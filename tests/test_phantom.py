@@ -117,7 +117,10 @@ def test_a_dataset_from_another_renderer_version_is_refused(tmp_path):
 
     folder = tmp_path / "phantom-64"
     store.open_or_create(folder / "images.zarr", 4, 16, {"source": "phantom", "renderer_version": phantom.RENDERER_VERSION - 1})
-    with pytest.raises(ChexbalError, match="renderer_version 1, this chexbal has 2: delete .* `chexbal prepare` again"):
+    with pytest.raises(
+        ChexbalError,
+        match=f"renderer_version {phantom.RENDERER_VERSION - 1}, this chexbal has {phantom.RENDERER_VERSION}: delete .* `chexbal prepare` again",
+    ):
         open_images(folder, 0)
 
 
@@ -135,6 +138,7 @@ def test_a_faint_share_draws_that_share_of_signs_at_the_faint_strength(monkeypat
     """FAINT dims the stated share of a target's shown signs by its factor, and leaves every other
     decision of the scene (which signs are shown, where) as it was."""
     monkeypatch.setitem(phantom.SHOWN, "Lung Lesion", (1.0, 1.0, 0.0))
+    monkeypatch.setitem(phantom.FAINT, "Lung Lesion", (0.0, 1.0))
     paths = [f"CheXpert-v1.0-small/train/patient{k:05d}/study1/view1_frontal.jpg" for k in range(400)]
     raw = labels(Lung_Lesion=1)
     clear = [phantom.scene(path, raw, 0) for path in paths]

@@ -33,7 +33,7 @@ from chexbal.data.sources.base import Source
 from chexbal.data.splits import patient_of
 from chexbal.errors import ChexbalError
 
-RENDERER_VERSION = 2  # recorded in every phantom store; a store drawn by another version is refused
+RENDERER_VERSION = 3  # recorded in every phantom store; a store drawn by another version is refused
 UNCERTAIN_STRENGTH = 0.5
 
 # The label-noise model, standing in for the report labeller's errors: the chance that a row shows a
@@ -49,12 +49,15 @@ SHOWN: dict[str, tuple[float, float, float]] = {
 }
 # How conspicuous each target's sign is (1 = renderer version 1's contrast): with the noise, the
 # slope of its learning curve.
-CONTRAST = {"Lung Lesion": 1.75, "Pleural Other": 0.5, "Fracture": 0.7}
+CONTRAST = {"Lung Lesion": 2.15, "Pleural Other": 0.45, "Fracture": 0.87}
 LESION_RADIUS, BAND_WIDTH, BAND_LENGTH, CALLUS_RADIUS = 0.075, 0.045, 0.45, 0.07
 # Some shown signs are faint: (the share of a target's shown signs drawn faint, their strength
 # factor). Clear signs are learnt from a few examples, faint ones need many, which flattens a target's
 # learning curve the way CheXpert's flattens (a subtle finding is still a finding: `signs` counts it).
-FAINT: dict[str, tuple[float, float]] = {target: (0.0, 1.0) for target in TARGETS}
+FAINT: dict[str, tuple[float, float]] = {
+    **{target: (0.0, 1.0) for target in TARGETS},
+    "Lung Lesion": (0.22, 0.15),
+}
 
 
 def labels_csv() -> Path:
