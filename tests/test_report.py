@@ -157,6 +157,34 @@ def test_cams_have_the_image_size_and_peak_at_the_planted_finding(study):
     assert (top_left > bottom_right).mean() >= 0.75
 
 
+def test_the_pointing_game_finds_the_maps_on_the_drawn_sign(study, tmp_path):
+    """Given where each sign was drawn (a phantom's signs.csv; here the planted square's box), the
+    arms' Grad-CAM peaks land inside the box far more often than a random peak would."""
+    import shutil
+
+    from chexbal.analysis.localisation import pointing_table
+    from chexbal.analysis.results import find_runs
+
+    base, _ = study
+    folder = tmp_path / "p64"
+    shutil.copytree(base / "data" / "p64", folder)
+    index = read_index(folder)
+    signs = pd.DataFrame({"index": index["index"], f"drawn {PLANTED}": index[PLANTED].astype(int)})
+    for target in TARGETS:  # the 48 px square at 4..19 is 5.3..26.7 at 64 px
+        for corner, value in zip(("x0", "y0", "x1", "y1"), (5, 5, 27, 27)):
+            signs[f"{target} {corner}"] = value
+        signs[f"drawn {target}"] = signs.get(f"drawn {target}", 0)
+    signs.to_csv(folder / "signs.csv", index=False)
+    table = pointing_table(folder, find_runs(base / "runs", "p64"), 1.0).set_index(["arm", "target"])
+    assert {"none", "standard", "gan", "chance (random peak)"} == set(table.index.get_level_values("arm"))
+    chance = table.loc[("chance (random peak)", PLANTED), "rate"]
+    assert chance == pytest.approx(23 * 23 / 64**2)
+    for arm in ("none", "standard", "gan"):
+        row = table.loc[(arm, PLANTED)]
+        assert row["images"] >= 5 and row["low"] > chance, f"{arm}: {row['hits']} of {row['images']} hits"
+        assert table.loc[(arm, "Lung Lesion"), "images"] == 0  # nothing drawn: no score, no error
+
+
 class PlantedDrawer(torch.nn.Module):
     """A stand-in generator for 64 px planted data: noise from the latent, and the planted square
     where `bit` of the label vector is set (`bit` None: never, whatever the labels say)."""

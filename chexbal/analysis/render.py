@@ -1,6 +1,6 @@
 """A report's blocks as Markdown and as one self-contained HTML page.
 
-Blocks are ("h1" | "h2" | "p", text), ("img", path, caption) and ("table", frame). The HTML is the
+Blocks are ("h1" | "h2" | "h3" | "p", text), ("img", path, caption) and ("table", frame). The HTML is the
 same Markdown rendered by markdown-it-py (a maintained CommonMark renderer, with tables), plus what
 a page needs and Markdown has not: a table of contents, figures embedded with their captions, and
 verdicts coloured (better / worse / no detectable difference).
@@ -37,7 +37,7 @@ def _cell(value) -> str:
 def to_markdown(blocks, out: Path) -> str:
     lines = []
     for kind, *content in blocks:
-        if kind in ("h1", "h2"):
+        if kind in ("h1", "h2", "h3"):
             lines += ["#" * int(kind[1]) + " " + content[0], ""]
         elif kind == "p":
             lines += [content[0], ""]
@@ -63,8 +63,8 @@ def to_html(blocks, title: str) -> str:
             anchor = re.sub(r"[^a-z0-9]+", "-", content[0].lower()).strip("-")
             contents.append(f'<li><a href="#{anchor}">{html.escape(content[0])}</a></li>')
             body.append(f'<h2 id="{anchor}">{md.renderInline(content[0])}</h2>')
-        elif kind == "h1":
-            body.append(f"<h1>{md.renderInline(content[0])}</h1>")
+        elif kind in ("h1", "h3"):
+            body.append(f"<{kind}>{md.renderInline(content[0])}</{kind}>")
         elif kind == "p":
             body.append(md.render(content[0]))
         elif kind == "img":

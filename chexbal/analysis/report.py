@@ -21,6 +21,7 @@ import pandas as pd
 
 from chexbal import __version__, files
 from chexbal.analysis import figures
+from chexbal.analysis.localisation import pointing_grid, pointing_table
 from chexbal.analysis.render import to_html, to_markdown
 from chexbal.analysis.results import (
     ARM_OF,
@@ -253,11 +254,29 @@ def figure_sections(folder: Path, runs: Runs, fracs: list[float], out: Path) -> 
     cams, cam_run = cam_section(folder, runs, fracs, out)
     blocks.append(("h2", "Class activation maps"))
     blocks += (
-        [("img", cams, f"Class activation maps of {cam_run}. Real rows: the test positives it scores highest.")]
+        [("img", cams, f"Grad-CAM maps of {cam_run}. Real rows: the test positives it scores highest.")]
         if cams
         else [("p", "No GAN-augmented run: gap.")]
     )
-    return blocks
+    return blocks + pointing_blocks(folder, runs, fracs)
+
+
+def pointing_blocks(folder: Path, runs: Runs, fracs: list[float]) -> list:
+    """The pointing game at the largest regimen with runs, where the dataset knows its signs' boxes."""
+    frac = max((f for f, _ in runs), default=None)
+    table = pointing_table(folder, runs, frac) if frac is not None else pd.DataFrame()
+    if table.empty:
+        return []
+    return [
+        ("h3", f"Where the maps point ({frac:.0%} regimen, lowest seed of each arm)"),
+        (
+            "p",
+            "The pointing game: for test images whose target sign was drawn (signs.csv), the share whose "
+            "Grad-CAM peak lies inside the sign's box, with a Wilson 95% interval (unadjusted). Chance is the "
+            "box's share of the image.",
+        ),
+        ("table", pointing_grid(table)),
+    ]
 
 
 def provenance_blocks(dataset: str, attrs: dict, runs: Runs) -> list:

@@ -1,8 +1,12 @@
-"""Class activation maps, the paper's way: the final feature maps weighted by one class's row of the
-linear layer, ReLU, upsampled to the image, scaled to [0, 1].
+"""Class activation maps by Grad-CAM (the maintained `grad-cam` package), at a layer fine enough to
+point at a small sign.
 
-Computed on the CPU in float64 from the model's weights, so a model gives the same maps whether it
-was trained on a GPU or a CPU.
+The paper's CAM weights the final feature maps by the class's row of the linear layer, but at 64 px
+those maps are 2 x 2 cells: too coarse to say where a nodule is. Grad-CAM weights any layer's maps
+by the class logit's gradient, so the maps come from the deepest dense block that still has at
+least MIN_CELLS cells a side (64 px: denseblock2, 8 x 8; 224 px: denseblock3, 14 x 14).
+
+Computed on a float32 CPU copy of the model, so a model gives the same maps wherever it was trained.
 """
 
 from __future__ import annotations
@@ -11,19 +15,45 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from chexbal.classify.classifier import Classifier, to_input
 from chexbal.data.labels import PATHOLOGIES
 
+MIN_CELLS = 8  # a phantom nodule spans about one cell at 64 px
+BATCH = 32
 
-@torch.no_grad()
+
+def cam_layer(model: Classifier, size: int) -> tuple[str, nn.Module]:
+    """The deepest dense block whose maps have at least MIN_CELLS cells a side at `size` px (the
+    first block when none has)."""
+    x = torch.zeros(1, 1, size, size, device=next(model.parameters()).device)
+    chosen = None
+    with torch.no_grad():
+        for name, module in model.features.named_children():
+            x = module(x)
+            if name.startswith("denseblock") and (chosen is None or x.shape[-1] >= MIN_CELLS):
+                chosen = (name, module)
+    return chosen
+
+
 def class_activation_maps(model: Classifier, images: np.ndarray, class_name: str) -> np.ndarray:
-    """(n, S, S) maps in [0, 1] for uint8 images (n, S, S) and one class, looked up by name."""
-    model64 = copy.deepcopy(model).cpu().double().eval()
-    row = model64.classifier.weight[PATHOLOGIES.index(class_name)]
-    x = to_input(torch.as_tensor(np.asarray(images))).double()
-    maps = F.relu(torch.einsum("nchw,c->nhw", model64.feature_maps(x), row))
-    maps = F.interpolate(maps[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-    peak = maps.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-    return (maps / peak).numpy()
+    """(n, S, S) Grad-CAM maps in [0, 1] (each scaled to its own maximum) for uint8 images (n, S, S)
+    and one class, looked up by name."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    images = np.asarray(images)
+    if len(images) == 0:
+        return np.zeros((0, *images.shape[1:]), np.float32)
+    model32 = copy.deepcopy(model).cpu().float().eval().requires_grad_(False)
+    _, layer = cam_layer(model32, images.shape[-1])
+    target = [ClassifierOutputTarget(PATHOLOGIES.index(class_name))]
+    maps = []
+    with GradCAM(model=model32, target_layers=[layer]) as grad_cam:
+        for start in range(0, len(images), BATCH):
+            # Frozen weights and an input that asks for its gradient: the backward pass computes the
+            # activations' gradients only, about 5x faster than with the weights' gradients.
+            x = to_input(torch.as_tensor(images[start : start + BATCH])).float().requires_grad_()
+            maps.append(grad_cam(input_tensor=x, targets=target * len(x)))
+    return np.clip(np.concatenate(maps), 0, 1)

@@ -2,8 +2,8 @@
 
 torchxrayvision's DenseNet is used for its layers only. Its own forward may resize inputs to 224 px,
 apply a sigmoid and op_norm; chexbal trains with BCE-with-logits at the dataset's size, so `Classifier`
-runs `features` -> ReLU -> global average pool -> linear itself. The same pieces give the class
-activation maps (final features weighted by one class's row of the linear layer).
+runs `features` -> ReLU -> global average pool -> linear itself (cam.py takes Grad-CAM maps from
+one of the `features` blocks).
 """
 
 from __future__ import annotations
