@@ -65,12 +65,20 @@ def pointing_table(folder: Path, runs: Runs, frac: float, per_target: int = 100)
             records.append(_score(arm, target, hits(maps, rows[list(CORNERS)].to_numpy())))
     size = next(iter(images.values())).shape[-1]
     for target, rows in cases.items():
-        records.append({"arm": "chance (random peak)", "target": target, "rate": chance(rows[list(CORNERS)].to_numpy(), size).mean()})
+        records.append(
+            {"arm": "chance (random peak)", "target": target, "rate": chance(rows[list(CORNERS)].to_numpy(), size).mean()}
+        )
     return pd.DataFrame.from_records(records)
 
 
 def _score(arm: str, target: str, hit: np.ndarray) -> dict:
-    record = {"arm": arm, "target": target, "hits": int(hit.sum()), "images": len(hit), "rate": hit.mean() if len(hit) else np.nan}
+    record = {
+        "arm": arm,
+        "target": target,
+        "hits": int(hit.sum()),
+        "images": len(hit),
+        "rate": hit.mean() if len(hit) else np.nan,
+    }
     if len(hit):
         interval = binomtest(int(hit.sum()), len(hit)).proportion_ci(method="wilson")
         record |= {"low": interval.low, "high": interval.high}
@@ -79,6 +87,7 @@ def _score(arm: str, target: str, hit: np.ndarray) -> dict:
 
 def pointing_grid(table: pd.DataFrame) -> pd.DataFrame:
     """The display table: one row per arm, one column per target, "rate [low, high]" and the images."""
+
     def cell(row) -> str:
         if pd.isna(row.get("images")):
             return f"{row['rate']:.2f}"

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from chexbal.classify import arms
-from chexbal.data.dataset import load_images, locate, read_subset, split_regimen
+from chexbal.data.dataset import images_on, locate, open_images, read_subset, split_regimen
 from chexbal.data.labels import label_matrix
 from chexbal.errors import ChexbalError
 
@@ -49,17 +49,18 @@ def load_data(cfg, device: torch.device) -> TrainingSet:
     subset = read_subset(folder, cfg.frac)
     train_rows, val_rows = split_regimen(folder, subset, cfg.frac, cfg.splitting_seed())
     test_rows = subset[subset["split"] == "test"]
-    images = load_images(folder, subset)
-    position = pd.Series(np.arange(len(subset)), index=subset["index"].to_numpy())
     extra = arms.extra_images(cfg.aug, folder, cfg.frac, subset, train_rows, cfg.splitting_seed())
-    if extra is not None and extra.images.shape[1:] != images.shape[1:]:
-        raise ChexbalError(f"the extra images are {extra.images.shape[1]} px, the dataset's {images.shape[1]} px")
+    size = open_images(folder, 0).shape[1:]
+    if extra is not None and extra.images.shape[1:] != size:
+        raise ChexbalError(f"the extra images are {extra.images.shape[1]} px, the dataset's {size[0]} px")
 
     def split(rows: pd.DataFrame, added: arms.Extra | None = None) -> Split:
-        x, y = images[position[rows["index"]].to_numpy()], label_matrix(rows)
+        # Streamed to the device a store block at a time: on a GPU the host never holds the regimen.
+        x, y = images_on(folder, rows, device, extra=0 if added is None else len(added.images)), label_matrix(rows)
         if added is not None:
-            x, y = np.concatenate([x, added.images]), np.concatenate([y, added.labels])
-        return Split(torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y).to(device), rows)
+            x[len(rows) :] = torch.from_numpy(np.ascontiguousarray(added.images)).to(device)
+            y = np.concatenate([y, added.labels])
+        return Split(x, torch.from_numpy(y).to(device), rows)
 
     weights = arms.positive_weights(label_matrix(train_rows), cfg.pos_weight_cap) if cfg.aug == "weighted" else None
     return TrainingSet(split(train_rows, extra), split(val_rows), split(test_rows), extra, weights)

@@ -61,9 +61,41 @@ def load_images(folder: Path, rows: pd.DataFrame) -> np.ndarray:
     """The uint8 images of `rows` (a regimen's rows), in the rows' order."""
     indices = rows["index"].to_numpy()
     images = open_images(folder, int(indices.max()) + 1 if len(indices) else 0)
+    out = np.empty((len(indices), *images.shape[1:]), np.uint8)
+    for positions, block in image_blocks(folder, rows, images):
+        out[positions] = block
+    return out
+
+
+def images_on(folder: Path, rows: pd.DataFrame, device, extra: int = 0):
+    """The images of `rows` as one uint8 tensor on `device`, copied a store block at a time (on a GPU
+    the host holds one block, never the regimen: 8.6 GB at 100% and 224 px, per process), with
+    `extra` uninitialised rows after them for the caller to fill."""
+    import torch
+
+    size = open_images(folder, 0).shape[1:]
+    out = torch.empty((len(rows) + extra, *size), dtype=torch.uint8, device=device)
+    for positions, block in image_blocks(folder, rows):
+        out[torch.from_numpy(positions).to(device)] = torch.from_numpy(block).to(device)
+    return out
+
+
+def image_blocks(folder: Path, rows: pd.DataFrame, images=None):
+    """The images of `rows` one store block at a time: (positions in `rows`, their uint8 images).
+    Only one block is decoded and held at once, so a caller that copies each block to a GPU never
+    holds the whole regimen in host memory."""
+    indices = rows["index"].to_numpy()
     if not len(indices):
-        return np.zeros((0, *images.shape[1:]), np.uint8)
-    return store.read(images, slice(0, int(indices.max()) + 1), repair_hint(folder, images.attrs))[indices]
+        return
+    images = images if images is not None else open_images(folder, int(indices.max()) + 1)
+    step, hint = images.chunks[0], repair_hint(folder, images.attrs)
+    order = np.argsort(indices, kind="stable")
+    blocks = indices[order] // step
+    bounds = np.flatnonzero(np.diff(blocks)) + 1
+    for positions in np.split(order, bounds):
+        block = int(indices[positions[0]] // step)
+        decoded = store.read(images, slice(block * step, min((block + 1) * step, images.shape[0])), hint)
+        yield positions, decoded[indices[positions] - block * step]
 
 
 def repair_hint(folder: Path, attrs) -> str:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from chexbal import files
 from chexbal.checkpoint import load_for_resume, save, start_run
-from chexbal.data.dataset import load_images, locate, settings, training_rows
+from chexbal.data.dataset import images_on, locate, settings, training_rows
 from chexbal.data.labels import TARGETS, label_matrix
 from chexbal.errors import ChexbalError
 from chexbal.provenance import provenance
@@ -106,7 +106,7 @@ def regimen_data(cfg, device) -> tuple[pd.DataFrame, dict, torch.Tensor, torch.T
     folder = locate(Path(cfg.data_dir), cfg.dataset)
     rows = training_rows(folder, cfg.frac, cfg.split_seed)
     seen = regimen_record(cfg.dataset, cfg.frac, cfg.split_seed, rows, settings(folder))
-    images = torch.from_numpy(load_images(folder, rows)).to(device)
+    images = images_on(folder, rows, device)
     return rows, seen, images, torch.from_numpy(label_matrix(rows)).to(device)
 
 
