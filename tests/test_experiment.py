@@ -156,6 +156,26 @@ def test_the_diffusion_arms_train_their_models_with_the_plans_recipe_first(tmp_p
     assert result.exit_code == 0 and "train-diffusion 0.5" in result.output, result.output
 
 
+def test_a_shipped_diffusion_pool_model_is_used_not_trained_and_refused_when_absent(tmp_path, monkeypatch):
+    from chexbal.experiment import plan as plan_module
+    from chexbal.generators import generate
+
+    text = (REPO / "experiments" / "phantom.toml").read_text()
+    text = text.replace('arms = ["none", "oversample"', 'arms = ["none", "diffusion", "oversample"', 1)
+    path = tmp_path / "plan.toml"
+    path.write_text(text.replace("[evaluation]", '[diffusion]\npool = "shipped"\n[evaluation]'))
+    monkeypatch.setattr(generate, "SHIPPED_DIFFUSION", tmp_path / "absent.pt")
+    with pytest.raises(plan_module.ChexbalError, match="diffusion.pool 'shipped': .*absent.pt is missing"):
+        read_plan(path)
+    (tmp_path / "absent.pt").write_bytes(b"")
+    tasks = {t.name: t for t in tasks_of(path)}
+    assert "train-diffusion 1" not in tasks and "--checkpoint" not in tasks["generate diffusion 0.01"].command
+    assert tasks["generate diffusion 0.01"].needs == ("prepare 0.01",)
+    judged = tasks["gan-eval diffusion 0.01"]
+    assert judged.command[judged.command.index("--checkpoint") + 1] == str(tmp_path / "absent.pt")
+    assert "train-diffusion 1" not in judged.needs
+
+
 def results(where: Path) -> dict:
     metrics = sorted((where / "runs" / "tiny").glob("frac-1/*/*/metrics.json"))
     return {str(m.relative_to(where)): json.loads(m.read_text())["test"]["auc"] for m in metrics}

@@ -1,7 +1,8 @@
 """An experiment plan: the fair protocol as data (experiments/*.toml), read and checked whole.
 
 A plan names the dataset, the training recipe, the generators' recipes (`[generator]` for the GANs,
-`[diffusion]` for the diffusion models, which are always trained: none is shipped yet), the judges of the generator
+`[diffusion]` for the diffusion models; each recipe's `pool` says whether the pool model is the shipped
+phantom one or trained with the recipe), the judges of the generator
 evaluation, the report, and per regimen the arms, seeds and epochs. `read_plan` refuses a plan that
 could not run (an unknown arm or key, a regimen without a prepared source, an arm that cannot run at
 its regimen) with one line per problem, before anything runs.
@@ -45,6 +46,7 @@ class Plan:
     training: dict  # `chexbal sweep` options for every run: lr, batch_size, optimizer (or grid = true), split_seed, weights
     generator: dict  # `chexbal train-gan` options of every regimen GAN (and of a trained pool GAN)
     pool_generator: str  # "shipped" (the phantom's) or "train" (a pool GAN trained with `generator`)
+    pool_diffusion: str  # "shipped" (the phantom's) or "train" (the default: trained with `diffusion`)
     diffusion: dict  # `chexbal train-diffusion` options of every diffusion model (pool and regimen)
     judges: tuple[float, tuple[int, ...]]  # the regimen and seeds of the `none` runs that judge the generators
     eval_images: int
@@ -55,7 +57,7 @@ TOP = {"name", "publish", "dataset", "training", "generator", "diffusion", "eval
 DATASET = {"source", "root", "size", "name", "prepare_workers"}
 TRAINING = {"lr", "batch_size", "optimizer", "grid", "split_seed", "weights"}
 GENERATOR = {"pool", "steps", "batch_size", "base", "negatives", "negatives_from", "seed"}
-DIFFUSION = {"steps", "batch_size", "lr", "widths", "layers", "label_dropout", "sample_steps", "guidance", "seed"}
+DIFFUSION = {"pool", "steps", "batch_size", "lr", "widths", "layers", "label_dropout", "sample_steps", "guidance", "seed"}
 EVALUATION = {"judge_frac", "judge_seeds", "images"}
 REGIMEN = {"frac", "arms", "seeds", "epochs"}
 
@@ -105,9 +107,12 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
     pool = generator.pop("pool", "shipped" if source == "phantom" else "train")
     if pool not in ("shipped", "train") or (pool == "shipped" and source != "phantom"):
         problems.append(f"generator.pool {pool!r}: 'train' (a pool generator with this recipe), or 'shipped' for the phantom")
+    diffusion = dict(raw.get("diffusion", {}))
+    pool_diffusion = diffusion.pop("pool", "train")
+    _check_pool_diffusion(pool_diffusion, source, problems)
     training = dict(raw.get("training", {}))
     _check_training(training, problems)
-    _check_diffusion(raw.get("diffusion", {}), size, problems)
+    _check_diffusion(diffusion, size, problems)
     return Plan(
         path=path,
         name=raw.get("name", path.stem),
@@ -120,7 +125,8 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
         training=training,
         generator=generator,
         pool_generator=pool,
-        diffusion=dict(raw.get("diffusion", {})),
+        pool_diffusion=pool_diffusion,
+        diffusion=diffusion,
         judges=judges,
         eval_images=int(evaluation.get("images", 2000)),
         regimens=regimens,
@@ -152,6 +158,15 @@ def _check_judges(judges, regimens: tuple[Regimen, ...], problems: list[str]) ->
     judged = next((r for r in regimens if r.frac == frac), None)
     if judged is None or "none" not in judged.arms or not set(seeds) <= set(judged.seeds):
         problems.append(f"evaluation: the judges (none at {frac:g}, seeds {list(seeds)}) are not runs of the plan")
+
+
+def _check_pool_diffusion(pool: str, source: str, problems: list[str]) -> None:
+    from chexbal.generators.generate import SHIPPED_DIFFUSION
+
+    if pool not in ("shipped", "train") or (pool == "shipped" and source != "phantom"):
+        problems.append(f"diffusion.pool {pool!r}: 'train' (a pool model with this recipe), or 'shipped' for the phantom")
+    elif pool == "shipped" and not SHIPPED_DIFFUSION.is_file():
+        problems.append(f"diffusion.pool 'shipped': {SHIPPED_DIFFUSION} is missing (`make diffusion` makes it)")
 
 
 def _check_diffusion(recipe: dict, size: int, problems: list[str]) -> None:

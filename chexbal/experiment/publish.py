@@ -52,6 +52,14 @@ def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
         *[f"- {regimen_line(plan, r)}" for r in plan.regimens],
         f"- training: {training_line(plan)}; generators: {plan.pool_generator} pool generator, regimen generators "
         f"with {', '.join(f'{k} {v}' for k, v in plan.generator.items()) or 'the default recipe'}",
+        *(
+            [
+                f"- diffusion: {plan.pool_diffusion} pool model, regimen models with "
+                f"{', '.join(f'{k} {v}' for k, v in plan.diffusion.items()) or 'the default recipe'}"
+            ]
+            if any(a.startswith("diffusion") for r in plan.regimens for a in r.arms)
+            else []
+        ),
         "",
         f"Machine: {machine['machine']}; chexbal {machine['chexbal']} at commit {machine['git_commit'] or 'unknown'}; "
         f"torch {machine['torch']}.",

@@ -18,7 +18,7 @@ from chexbal.classify.sweep import selection_path
 from chexbal.classify.train import TrainConfig
 from chexbal.data.dataset import subset_path
 from chexbal.experiment.plan import Plan, Regimen
-from chexbal.generators import synthetic
+from chexbal.generators import generate, synthetic
 from chexbal.generators.diffusion.train import DiffusionConfig
 from chexbal.generators.gan.train import GanConfig
 
@@ -64,7 +64,8 @@ def plan_tasks(plan: Plan, sizes: dict[float, tuple[int, int]]) -> list[Task]:
 
 
 def _needs_whole_pool(plan: Plan) -> bool:
-    pool_models = plan.pool_generator == "train" or any("diffusion" in r.arms for r in plan.regimens)
+    pool_models = trains_pool_model(plan, "gan") and any("gan" in r.arms for r in plan.regimens)
+    pool_models |= trains_pool_model(plan, "diffusion") and any("diffusion" in r.arms for r in plan.regimens)
     return pool_models or any("real-extra" in r.arms for r in plan.regimens)
 
 
@@ -109,8 +110,8 @@ def model_task(plan: Plan, model: str, frac: float) -> Task:
 
 
 def trains_pool_model(plan: Plan, model: str) -> bool:
-    """Whether the plan trains its own pool model of this kind (the GAN may be the shipped one)."""
-    return model == "diffusion" or plan.pool_generator == "train"
+    """Whether the plan trains its own pool model of this kind, rather than use the shipped one."""
+    return (plan.pool_generator if model == "gan" else plan.pool_diffusion) == "train"
 
 
 def generator_tasks(plan: Plan, regimen: Regimen, sizes) -> list[Task]:
@@ -188,10 +189,11 @@ def gan_eval_task(plan: Plan, generator: str, frac: float, judges: list[Path]) -
     trained_frac = frac if kind.regimen else 1.0
     out = Path("runs") / plan.dataset / f"gan-eval-{generator}-{frac:g}.json"
     own = kind.regimen or trains_pool_model(plan, kind.model)
-    checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt"
+    shipped = generate.SHIPPED if kind.model == "gan" else generate.SHIPPED_DIFFUSION
+    checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt" if own else shipped
     command = ["gan-eval", "--n", str(plan.eval_images), "--classifier", str(judges[0]), "--out", str(out)]
     command += ["--dataset", plan.dataset, *(["--second-judge", str(judges[1])] if len(judges) > 1 else [])]
-    command += ["--checkpoint", str(checkpoint)] if own else []
+    command += ["--checkpoint", str(checkpoint)]
     judge_frac, judge_seeds = plan.judges
     needs = tuple(f"train {judge_frac:g} none seed {s}" for s in judge_seeds)
     needs += (f"train-{kind.model} {trained_frac:g}",) if own else ()
