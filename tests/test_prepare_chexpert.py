@@ -133,3 +133,19 @@ def test_other_settings_for_an_existing_dataset_are_refused(chexpert_root, tmp_p
     with pytest.raises(ChexbalError, match="other settings"):
         run(chexpert_root, tmp_path, uncertain="zeros", dataset=folder.name)
     assert (folder / "index.csv").read_text() == before
+
+
+def test_images_stream_to_the_device_block_by_block_in_the_rows_order(chexpert_root, tmp_path, small_blocks):
+    """Rows in any order, repeated or spread over many blocks give the images a whole read gives."""
+    import torch
+
+    from chexbal.data.dataset import images_on
+
+    folder = run(chexpert_root, tmp_path)
+    index = read_index(folder)
+    rows = pd.concat([index.sample(frac=1, random_state=0), index.head(3)])  # shuffled, then three repeats
+    whole = store.open_complete(folder / "images.zarr", len(index))[:][rows["index"].to_numpy()]
+    assert np.array_equal(load_images(folder, rows), whole)
+    streamed = images_on(folder, rows, torch.device("cpu"), extra=2)
+    assert streamed.shape == (len(rows) + 2, *whole.shape[1:]) and np.array_equal(streamed[: len(rows)].numpy(), whole)
+    assert load_images(folder, rows.head(0)).shape == (0, *whole.shape[1:])
