@@ -144,9 +144,9 @@ def run_steps(run: DiffusionRun, start: int, losses: list[dict], progress, task)
         batch = rows(cfg.batch_size, rng)
         loss = train_step(nets, (images, labels), batch, schedule, rng, dropout=cfg.label_dropout, use_amp=run.use_amp)
         update_ema(nets["ema"], nets["model"], ema_decay(cfg.ema, step))
-        if step % 50 == 0 or step == cfg.steps - 1:
-            losses.append({"step": step + 1, "loss": loss})
-            progress.update(task, note=f"loss {loss:.4f}")
+        if step % 50 == 0 or step == cfg.steps - 1:  # reading the loss waits for the GPU: only when logged
+            losses.append({"step": step + 1, "loss": loss.item()})
+            progress.update(task, note=f"loss {losses[-1]['loss']:.4f}")
         done = step + 1
         if done % cfg.sample_every == 0 or done == cfg.steps:
             sampler = DiffusionGenerator(nets["ema"], cfg.sample_steps, cfg.guidance)
@@ -160,7 +160,7 @@ def run_steps(run: DiffusionRun, start: int, losses: list[dict], progress, task)
 
 def train_step(
     nets: dict, data: tuple, rows: torch.Tensor, schedule, rng: torch.Generator, *, dropout: float, use_amp: bool
-) -> float:
+) -> torch.Tensor:
     """One DDPM step: noise the batch at random timesteps, predict that noise, descend on the MSE.
     `dropout` of the rows are shown without their label."""
     images, labels = data
@@ -173,7 +173,7 @@ def train_step(
         predicted = nets["model"](schedule.add_noise(clean, noise, t), t, labels[rows.to(device)], keep)
     loss = F.mse_loss(predicted.float(), noise)
     descend(nets["opt"], loss)
-    return loss.item()
+    return loss.detach()
 
 
 def generator_config(cfg: DiffusionConfig, size: int, steps: int, seen: dict) -> dict:
