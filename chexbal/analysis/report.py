@@ -131,7 +131,7 @@ def cam_section(folder: Path, runs: Runs, fracs: list[float], out: Path, per_row
             maps = class_activation_maps(model, images, target) if len(images) else []
             rows[f"{target}: {kind}"] = [figures.overlay(i, m) for i, m in zip(images, maps)]
     title = f"CAMs, GAN-augmented model, {frac:.0%} regimen"
-    return figures.image_grid(rows, out / "cams.png", title, colour_bar="activation (per image, 0 to its maximum)"), str(run)
+    return figures.image_grid(rows, out / "cams.png", title, colour_bar="Grad-CAM (per image, its minimum 0 to its maximum 1)"), str(run)
 
 
 def report(
@@ -258,10 +258,10 @@ def figure_sections(folder: Path, runs: Runs, fracs: list[float], out: Path) -> 
         if cams
         else [("p", "No GAN-augmented run: gap.")]
     )
-    return blocks + pointing_blocks(folder, runs, fracs)
+    return blocks + pointing_blocks(folder, runs)
 
 
-def pointing_blocks(folder: Path, runs: Runs, fracs: list[float]) -> list:
+def pointing_blocks(folder: Path, runs: Runs) -> list:
     """The pointing game at the largest regimen with runs, where the dataset knows its signs' boxes."""
     frac = max((f for f, _ in runs), default=None)
     table = pointing_table(folder, runs, frac) if frac is not None else pd.DataFrame()
