@@ -150,5 +150,19 @@ def test_the_diffusion_arm_without_a_shipped_model_says_how_to_make_one(rare, tm
     from chexbal.generators import generate as generate_module
 
     monkeypatch.setattr(generate_module, "SHIPPED_DIFFUSION", tmp_path / "absent.pt")
-    with pytest.raises(ChexbalError, match="no diffusion model is shipped yet: train one .*make diffusion"):
+    with pytest.raises(ChexbalError, match="the shipped diffusion model .*absent.pt is missing: remake it .*make diffusion"):
         generate(0.5, generator="diffusion", data_dir=rare / "data", dataset="rare", quiet=True)
+
+
+@pytest.mark.parametrize("name", ["phantom-64-generator.pt", "phantom-64-diffusion.pt"])
+def test_the_shipped_generators_fit_the_current_phantom_and_load_without_pickles(name):
+    """Both shipped files load with `weights_only`, learnt from this renderer version, and draw 64 px images."""
+    from chexbal.data.sources.phantom import RENDERER_VERSION
+    from chexbal.generators.generate import WEIGHTS
+
+    phantom = {"source": "phantom", "size": 64, "renderer_version": RENDERER_VERSION}
+    torch.load(WEIGHTS / name, weights_only=True)
+    generator, config = load_generator(WEIGHTS / name, phantom, torch.device("cpu"))
+    assert config["trained_on"]["renderer_version"] == RENDERER_VERSION and config["labels"] == list(PATHOLOGIES)
+    images = generator.draw(torch.zeros(2, len(PATHOLOGIES)), stream(0, 0))
+    assert images.shape == (2, 1, 64, 64) and images.min() >= -1 and images.max() <= 1

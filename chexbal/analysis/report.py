@@ -131,7 +131,9 @@ def cam_section(folder: Path, runs: Runs, fracs: list[float], out: Path, per_row
             maps = class_activation_maps(model, images, target) if len(images) else []
             rows[f"{target}: {kind}"] = [figures.overlay(i, m) for i, m in zip(images, maps)]
     title = f"CAMs, GAN-augmented model, {frac:.0%} regimen"
-    return figures.image_grid(rows, out / "cams.png", title, colour_bar="Grad-CAM (per image, its minimum 0 to its maximum 1)"), str(run)
+    return figures.image_grid(
+        rows, out / "cams.png", title, colour_bar="Grad-CAM (per image, its minimum 0 to its maximum 1)"
+    ), str(run)
 
 
 def report(

@@ -29,7 +29,7 @@ from chexbal.seeds import stream
 
 WEIGHTS = Path(__file__).parents[1] / "weights"
 SHIPPED = WEIGHTS / "phantom-64-generator.pt"  # the pool GAN
-SHIPPED_DIFFUSION = WEIGHTS / "phantom-64-diffusion.pt"  # the pool diffusion model, once `make diffusion` has made it
+SHIPPED_DIFFUSION = WEIGHTS / "phantom-64-diffusion.pt"  # the pool diffusion model (`make diffusion` remakes it)
 
 
 def load_generator(path: Path, dataset_settings: dict, device: torch.device):
@@ -39,8 +39,8 @@ def load_generator(path: Path, dataset_settings: dict, device: torch.device):
     size = dataset_settings["size"]
     if not path.is_file() and path == SHIPPED_DIFFUSION:
         raise ChexbalError(
-            "no diffusion model is shipped yet: train one (`make diffusion` or `chexbal train-diffusion --frac 1`) "
-            "and pass --checkpoint runs/diffusion/<dataset>/frac-1/generator.pt"
+            f"the shipped diffusion model {path} is missing: remake it (`make diffusion`) or train one "
+            "(`chexbal train-diffusion --frac 1`) and pass --checkpoint runs/diffusion/<dataset>/frac-1/generator.pt"
         )
     if not path.is_file():
         raise ChexbalError(
