@@ -65,9 +65,8 @@ def pointing_table(folder: Path, runs: Runs, frac: float, per_target: int = 100)
             records.append(_score(arm, target, hits(maps, rows[list(CORNERS)].to_numpy())))
     size = next(iter(images.values())).shape[-1]
     for target, rows in cases.items():
-        records.append(
-            {"arm": "chance (random peak)", "target": target, "rate": chance(rows[list(CORNERS)].to_numpy(), size).mean()}
-        )
+        rate = chance(rows[list(CORNERS)].to_numpy(), size).mean() if len(rows) else np.nan
+        records.append({"arm": "chance (random peak)", "target": target, "rate": rate})
     return pd.DataFrame.from_records(records)
 
 
@@ -89,8 +88,8 @@ def pointing_grid(table: pd.DataFrame) -> pd.DataFrame:
     """The display table: one row per arm, one column per target, "rate [low, high]" and the images."""
 
     def cell(row) -> str:
-        if pd.isna(row.get("images")):
-            return f"{row['rate']:.2f}"
+        if pd.isna(row.get("images")):  # the chance row
+            return "—" if pd.isna(row["rate"]) else f"{row['rate']:.2f}"
         if row["images"] == 0:
             return "— (no drawn sign)"
         return f"{row['rate']:.2f} [{row['low']:.2f}, {row['high']:.2f}] of {int(row['images'])}"
