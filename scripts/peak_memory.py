@@ -6,8 +6,8 @@ Writes a CheXpert-format fixture here, prepares it at --size px, then starts `to
 --nproc-per-node=2` three times; each process joins the gloo group, loads the 100% regimen the way
 `chexbal train` does and prints its peak resident memory (ru_maxrss) above what it held before:
 
-- `whole`: the former path (read the regimen's prefix of the store into one array, then copy each
-  split out of it) onto the CPU;
+- `whole`: the former path (read the store's prefix up to the regimen's last row at once, take the
+  regimen's rows from it, then copy each split out of them) onto the CPU;
 - `streamed`: `load_data` today (each split copied a store block at a time) onto the CPU, where the
   tensors are the training data itself;
 - `streamed, device meta`: the same onto PyTorch's meta device, which stores nothing: what the host
@@ -58,7 +58,8 @@ def worker(args) -> None:
 
     from chexbal.classify.train import TrainConfig
     from chexbal.classify.training_set import load_data
-    from chexbal.data.dataset import load_images, read_subset, split_regimen
+    from chexbal.data import store
+    from chexbal.data.dataset import open_images, read_subset, split_regimen
 
     dist.init_process_group("gloo")
     cfg = TrainConfig(frac=1.0, aug="none", data_dir=args.data, dataset="fixture")
@@ -67,7 +68,8 @@ def worker(args) -> None:
         folder = Path(args.data) / "fixture"
         subset = read_subset(folder, 1.0)
         train_rows, val_rows = split_regimen(folder, subset, 1.0, 0)
-        images = load_images(folder, subset)
+        indices = subset["index"].to_numpy()  # the former load_images: the store's whole prefix, then the rows
+        images = store.read(open_images(folder, 0), slice(0, int(indices.max()) + 1), "")[indices]
         position = {index: i for i, index in enumerate(subset["index"])}
         splits = [
             torch.from_numpy(np.ascontiguousarray(images[[position[i] for i in rows["index"]]]))

@@ -38,8 +38,8 @@ def cam_layer(model: Classifier, size: int) -> tuple[str, nn.Module]:
 
 
 def class_activation_maps(model: Classifier, images: np.ndarray, class_name: str) -> np.ndarray:
-    """(n, S, S) Grad-CAM maps in [0, 1] (each scaled to its own maximum) for uint8 images (n, S, S)
-    and one class, looked up by name."""
+    """(n, S, S) Grad-CAM maps, each scaled to [0, 1] (its minimum to its maximum), for uint8 images
+    (n, S, S) and one class, looked up by name."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
