@@ -174,6 +174,23 @@ def test_a_shipped_diffusion_pool_model_is_used_not_trained_and_refused_when_abs
     judged = tasks["gan-eval diffusion 0.01"]
     assert judged.command[judged.command.index("--checkpoint") + 1] == str(tmp_path / "absent.pt")
     assert "train-diffusion 1" not in judged.needs
+    path.write_text(path.read_text().replace("images = 2000", "images = 2000\ndiffusion_images = 300"))
+    tasks = {t.name: t for t in tasks_of(path)}
+    for name, images in (("gan-eval diffusion 0.01", "300"), ("gan-eval pool 0.01", "2000")):
+        assert tasks[name].command[tasks[name].command.index("--n") + 1] == images
+
+
+def test_on_a_cpu_the_generators_training_leaves_a_slot_for_the_trainings():
+    from chexbal.experiment.runner import next_task
+
+    tasks = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
+    gan_1, gan_10 = tasks["train-gan 0.01"], tasks["train-gan 0.1"]
+    training = tasks["train 0.01 none seed 0"]
+    assert next_task([gan_1, training], [], parallel=2, gpus=0) is gan_1
+    assert next_task([gan_10, training], [gan_1], parallel=2, gpus=0) is training
+    assert next_task([gan_10], [gan_1], parallel=2, gpus=0) is gan_10  # nothing else can start: no slot idles
+    assert next_task([gan_10, training], [gan_1], parallel=3, gpus=0) is gan_10
+    assert next_task([gan_10, training], [gan_1], parallel=2, gpus=1) is gan_10  # a GPU runs its generators first
 
 
 def results(where: Path) -> dict:

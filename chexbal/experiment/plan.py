@@ -49,7 +49,8 @@ class Plan:
     pool_diffusion: str  # "shipped" (the phantom's) or "train" (the default: trained with `diffusion`)
     diffusion: dict  # `chexbal train-diffusion` options of every diffusion model (pool and regimen)
     judges: tuple[float, tuple[int, ...]]  # the regimen and seeds of the `none` runs that judge the generators
-    eval_images: int
+    eval_images: int  # images per generator in its gan-eval
+    eval_images_diffusion: int  # the same for a diffusion model (default eval_images; its sampling is slow on a CPU)
     regimens: tuple[Regimen, ...]
 
 
@@ -58,7 +59,7 @@ DATASET = {"source", "root", "size", "name", "prepare_workers"}
 TRAINING = {"lr", "batch_size", "optimizer", "grid", "split_seed", "weights"}
 GENERATOR = {"pool", "steps", "batch_size", "base", "negatives", "negatives_from", "seed"}
 DIFFUSION = {"pool", "steps", "batch_size", "lr", "widths", "layers", "label_dropout", "sample_steps", "guidance", "seed"}
-EVALUATION = {"judge_frac", "judge_seeds", "images"}
+EVALUATION = {"judge_frac", "judge_seeds", "images", "diffusion_images"}
 REGIMEN = {"frac", "arms", "seeds", "epochs"}
 
 
@@ -129,6 +130,7 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
         diffusion=diffusion,
         judges=judges,
         eval_images=int(evaluation.get("images", 2000)),
+        eval_images_diffusion=int(evaluation.get("diffusion_images", evaluation.get("images", 2000))),
         regimens=regimens,
     )
 

@@ -69,7 +69,8 @@ def _schedule(tasks: list[Task], parallel: int, folder: Path, running: dict, gpu
                 todo = [t for t in todo if name not in t.needs]
         startable = [t for t in todo if ready(t, by_name) and not any(n in running for n in t.needs)]
         while startable and len(running) < parallel:
-            task = startable.pop(0)
+            task = next_task(startable, [by_name[n] for n in running], parallel, gpus)
+            startable.remove(task)
             todo.remove(task)
             running[task.name] = (_start(task, folder, gpu=started % gpus if gpus else None), time.time())
             started += 1
@@ -79,6 +80,19 @@ def _schedule(tasks: list[Task], parallel: int, folder: Path, running: dict, gpu
             return failed + [t.name for t in todo]
         time.sleep(1)
     return failed
+
+
+def next_task(startable: list[Task], running: list[Task], parallel: int, gpus: int) -> Task:
+    """The first startable task, except that on a CPU the generators' trainings (hours each) keep
+    one slot free for the others while any other task can start, so results arrive as they are ready
+    rather than after every generator."""
+    if gpus or parallel < 2:
+        return startable[0]
+    models = sum(t.kind.startswith("train-") for t in running)
+    others = [t for t in startable if not t.kind.startswith("train-")]
+    if others and models >= parallel - 1:
+        return others[0]
+    return startable[0]
 
 
 def _start(task: Task, folder: Path, gpu: int | None) -> subprocess.Popen:

@@ -191,10 +191,11 @@ def gan_eval_task(plan: Plan, generator: str, frac: float, judges: list[Path]) -
     own = kind.regimen or trains_pool_model(plan, kind.model)
     shipped = generate.SHIPPED if kind.model == "gan" else generate.SHIPPED_DIFFUSION
     checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt" if own else shipped
-    command = ["gan-eval", "--n", str(plan.eval_images), "--classifier", str(judges[0]), "--out", str(out)]
+    images = plan.eval_images if kind.model == "gan" else plan.eval_images_diffusion
+    command = ["gan-eval", "--n", str(images), "--classifier", str(judges[0]), "--out", str(out)]
     command += ["--dataset", plan.dataset, *(["--second-judge", str(judges[1])] if len(judges) > 1 else [])]
     command += ["--checkpoint", str(checkpoint)]
     judge_frac, judge_seeds = plan.judges
     needs = tuple(f"train {judge_frac:g} none seed {s}" for s in judge_seeds)
     needs += (f"train-{kind.model} {trained_frac:g}",) if own else ()
-    return Task(f"gan-eval {generator} {frac:g}", command, out, f"gan-eval-{kind.model}", plan.eval_images, needs)
+    return Task(f"gan-eval {generator} {frac:g}", command, out, f"gan-eval-{kind.model}", images, needs)
