@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -119,7 +120,6 @@ def test_table2_cis_contain_their_estimates_and_name_the_classes(study):
 
 def test_gan_eval_writes_each_generated_image_with_its_conditions_and_scores(study):
     """The per-image table behind the medians: a user can find which generated images miss a finding."""
-    import json
 
     base, _ = study
     images = pd.read_csv(base / "runs" / "p64" / "gan-eval-images.csv")
@@ -130,6 +130,26 @@ def test_gan_eval_writes_each_generated_image_with_its_conditions_and_scores(stu
         made_for = images[images["group"] == target]
         assert len(made_for) and (made_for[target] == 1).all(), f"images made for {target} lack its label"
         assert result["median_probability"]["generated"][target] == pytest.approx(made_for[f"p {target}"].median(), abs=1e-6)
+
+
+def test_generators_are_compared_over_equal_numbers_and_a_worse_one_is_named_worse(study):
+    from chexbal.analysis.wording import quality_verdicts
+
+    base, folder = study
+    result = json.loads((base / "runs" / "p64" / "gan-eval.json").read_text())
+    assert result["frechet_comparable"]["images"] == 40  # n = 40 is below 300: every image, 10 per group
+    assert "The generators side by side" in (folder / "report.md").read_text()
+
+    def evaluated(frechet, fracture_ci, kind="diffusion"):
+        shifts = {t: {"median_shift": 0.004, "ci": [0.001, 0.007]} for t in TARGETS}
+        shifts["Fracture"] = {"median_shift": 0.001, "ci": fracture_ci}
+        return {"generator_kind": kind, "frechet_comparable": {"images": 300, "overall": frechet}, "counterfactual": shifts}
+
+    results = {"gan-eval-pool": evaluated(51.0, [0.001, 0.004], "gan"), "worse": evaluated(97.0, [-0.001, 0.003])}
+    results["better"] = evaluated(40.0, [0.0005, 0.003])
+    worse, better = quality_verdicts(results, "gan-eval-pool")
+    assert "does not draw Fracture" in worse and "worse than the pool GAN" in worse and "97.0 against 51.0" in worse
+    assert "draws all three findings" in better and "no farther from the real images" in better
 
 
 def test_a_missing_arm_is_a_marked_gap(study, tmp_path):

@@ -39,7 +39,15 @@ from chexbal.analysis.results import (
     validation_positives,
     with_holm,
 )
-from chexbal.analysis.wording import answer, auc_grid, comparisons_table, rows_seen, seeds_note
+from chexbal.analysis.wording import (
+    answer,
+    auc_grid,
+    comparisons_table,
+    generators_side_by_side,
+    quality_verdicts,
+    rows_seen,
+    seeds_note,
+)
 from chexbal.classify import classifier
 from chexbal.classify.arms import arm_order
 from chexbal.classify.cam import class_activation_maps
@@ -48,7 +56,7 @@ from chexbal.data.labels import PATHOLOGIES, TARGETS
 from chexbal.errors import ChexbalError
 from chexbal.files import write_atomic
 from chexbal.generators import synthetic
-from chexbal.generators.evaluation import quality_table
+from chexbal.generators.evaluation import COMPARABLE_IMAGES, quality_table
 from chexbal.generators.plan import make_plan
 
 
@@ -357,9 +365,20 @@ def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
     paths = sorted(runs_dir.glob("gan-eval*.json"))
     if not paths:
         return blocks + [("p", "No `chexbal gan-eval` result: gap.")]
+    evaluated = {path.stem: files.read_json(path) for path in paths}
+    pool_gan = next((stem for stem, result in evaluated.items() if quality_arm(result) == "gan"), None)
+    blocks += [
+        (
+            "p",
+            f"The generators side by side (Fréchet distance over {COMPARABLE_IMAGES} generated images, so that "
+            "evaluations of different sizes compare; each target's counterfactual shift with its 95% interval):",
+        ),
+        ("table", generators_side_by_side(evaluated)),
+        *(("p", line) for line in quality_verdicts(evaluated, pool_gan)),
+    ]
     gains = comparisons[comparisons["against"] == "none"]
     for path in paths:
-        result = files.read_json(path)
+        result = evaluated[path.stem]
         judges = result["classifier"] + (f" and {result['second_judge']['classifier']}" if "second_judge" in result else "")
         blocks += [
             ("p", f"**{path.stem}**: {judged_what(result)}, judged by {judges}; {result['generated']} images."),

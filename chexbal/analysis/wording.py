@@ -8,6 +8,7 @@ import pandas as pd
 
 from chexbal.analysis.evaluate import format_p
 from chexbal.classify.arms import arm_order
+from chexbal.data.labels import TARGETS
 
 GAP = "— (not run)"
 PAPER_ARMS = ("none", "standard", "gan")  # always shown in Table 2; other arms where they ran
@@ -144,3 +145,63 @@ def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
             ]
             lines.append(f"At {regimen}, `{arm}` ({label}) against `oversample`: " + "; ".join(cells) + ".")
     return lines
+
+
+def shift_words(shift: dict | None) -> str:
+    if not shift:
+        return "—"
+    return f"{shift['median_shift']:+.4f} [{shift['ci'][0]:+.4f}, {shift['ci'][1]:+.4f}]"
+
+
+def generators_side_by_side(evaluated: dict[str, dict]) -> pd.DataFrame:
+    """One row per gan-eval result (by file stem): kind, regimen seen, images, the comparable Fréchet
+    distance, and each target's counterfactual shift."""
+    rows = []
+    for stem, result in evaluated.items():
+        comparable = result.get("frechet_comparable", {})
+        row = {
+            "generator": stem,
+            "kind": result.get("generator_kind", "gan"),
+            "trained on": f"{result.get('frac', result.get('trained_on', {}).get('frac', float('nan'))):.0%}",
+            "images": result["generated"],
+            "Fréchet": round(comparable["overall"], 1) if comparable else "— (not recorded)",
+        }
+        row |= {f"shift {t}": shift_words(result.get("counterfactual", {}).get(t)) for t in TARGETS}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def quality_verdicts(evaluated: dict[str, dict], reference: str | None) -> list[str]:
+    """Per generator (the imported ones aside: they have no counterfactual), whether it draws each
+    target (its counterfactual shift's interval above 0) and whether it is farther from the real
+    images than `reference`, the pool GAN's result: the bar a generator must pass before its arm
+    means much."""
+    lines = []
+    for stem, result in evaluated.items():
+        if result.get("generator_kind") == "imported" or stem == reference:
+            continue
+        shifts = result.get("counterfactual", {})
+        missed = [t for t in TARGETS if t not in shifts or shifts[t]["ci"][0] <= 0]
+        draws = (
+            "draws all three findings (each shift above 0 with its interval)"
+            if not missed
+            else (f"does not draw {', '.join(missed)} detectably (the shift's interval reaches 0)")
+        )
+        lines.append(f"**{stem}** {draws}; {against_gan(result, reference, evaluated.get(reference))}.")
+    return lines
+
+
+def against_gan(result: dict, reference: str | None, gan: dict | None) -> str:
+    if gan is None:
+        return "no pool GAN was evaluated to compare its Fréchet distance with"
+    mine, theirs = result.get("frechet_comparable"), gan.get("frechet_comparable")
+    if not (mine and theirs):
+        return f"its Fréchet distance cannot be set beside {reference}'s (not recorded over equal numbers of images)"
+    if mine["overall"] > theirs["overall"]:
+        return (
+            f"it is **worse than the pool GAN**: farther from the real images (Fréchet {mine['overall']:.1f} against "
+            f"{theirs['overall']:.1f}), so its arm measures a weaker generator than `gan`'s"
+        )
+    return (
+        f"it is no farther from the real images than the pool GAN (Fréchet {mine['overall']:.1f} against {theirs['overall']:.1f})"
+    )

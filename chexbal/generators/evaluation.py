@@ -42,6 +42,7 @@ from chexbal.progress import bar
 from chexbal.seeds import stream
 
 COUNTERFACTUAL = 1_000  # latent streams of the counterfactual pairs, apart from generate_block's blocks
+COMPARABLE_IMAGES = 300  # generated images in the Fréchet distance that compares generators (see comparable_frechet)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -97,6 +98,7 @@ def gan_eval(
             "generated": len(fake),
             "real_test_images": len(test),
             "frechet": frechet_by_class(real_features, test, fake_features, conditions),
+            "frechet_comparable": comparable_frechet(real_features, fake_features, conditions),
             "auc_real_test": auc_per_class(label_matrix(test), real_probs),
             "auc_generated": fidelity_aucs(conditions, fake_probs),
             "median_probability": target_medians(conditions, fake_probs, test, real_probs),
@@ -285,6 +287,15 @@ def frechet_by_class(real: np.ndarray, real_rows: pd.DataFrame, fake: np.ndarray
         if len(real_pos) > 1 and len(fake_pos) > 1:
             distances[target] = frechet_distance(real_pos, fake_pos)
     return distances
+
+
+def comparable_frechet(real: np.ndarray, fake: np.ndarray, conditions: pd.DataFrame) -> dict:
+    """The overall Fréchet distance over the first COMPARABLE_IMAGES generated images taken evenly
+    from the groups (uniform and one per target). The distance shrinks as images are added, so two
+    generators compare only over equal numbers, whatever --n each was evaluated with."""
+    per_group = COMPARABLE_IMAGES // (len(TARGETS) + 1)
+    picks = conditions.groupby("group", sort=False).head(per_group).index.to_numpy()
+    return {"images": len(picks), "overall": frechet_distance(real, fake[picks])}
 
 
 def quality_table(result: dict) -> pd.DataFrame:
