@@ -89,12 +89,7 @@ def gan_eval(
         fake_features, fake_probs = classifier.embed_and_score(model, fake)
         progress.update(task, advance=1, note="Fréchet distances")
         result = {
-            "dataset": dataset,
-            "checkpoint": str(checkpoint),
-            "checkpoint_sha256": files.sha256(checkpoint),
-            "trained_on": trained_on(generator_config),
-            "generator_kind": model_kind(generator_config),
-            "classifier": str(classifier_run),
+            **what_was_judged(dataset, checkpoint, generator_config, classifier_run),
             "generated": len(fake),
             "real_test_images": len(test),
             "frechet": frechet_by_class(real_features, test, fake_features, conditions),
@@ -117,6 +112,18 @@ def gan_eval(
     if out is not None:
         write_result(Path(out), result, per_image_table(conditions, fake_probs))
     return result
+
+
+def what_was_judged(dataset: str, checkpoint: Path, generator_config: dict, classifier_run: Path) -> dict:
+    """Which generator was judged, by which classifier: the fields that say what a gan-eval measured."""
+    return {
+        "dataset": dataset,
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": files.sha256(checkpoint),
+        "trained_on": trained_on(generator_config),
+        "generator_kind": model_kind(generator_config),
+        "classifier": str(classifier_run),
+    }
 
 
 def imported_eval(
