@@ -52,7 +52,7 @@ Aug = Annotated[
     typer.Option(
         metavar="ARM",
         help="Arm: none, standard (h/v flips), affine (rotation, shift, scale), weighted (positive "
-        "weights in the loss), oversample, gan (pool GAN), gan-regimen (regimen GAN), diffusion (pool "
+        "weights in the loss), oversample, gan (pool GAN), gan-regimen (regimen GAN), gan-regimen-seed1 (a second regimen GAN, seed 1), diffusion (pool "
         "diffusion model), diffusion-regimen (regimen diffusion model), real-extra (real positives from "
         "outside the regimen).",
     ),
@@ -380,7 +380,8 @@ def generate(
     generator: Annotated[
         str,
         typer.Option(
-            help="pool (the `gan` arm's set), regimen (`gan-regimen`'s, from `train-gan --frac F`), diffusion "
+            help="pool (the `gan` arm's set), regimen (`gan-regimen`'s, from `train-gan --frac F`), regimen-seed1 "
+            "(`gan-regimen-seed1`'s, from `train-gan --frac F --seed 1`), diffusion "
             "(`diffusion`'s) or diffusion-regimen (`diffusion-regimen`'s, from `train-diffusion --frac F`)."
         ),
     ] = "pool",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -163,3 +164,16 @@ def test_both_sets_coexist_and_a_set_from_another_split_is_refused(rare, regimen
         load_data(config(rare, aug="gan-regimen", split_seed=1), torch.device("cpu"))
     with pytest.raises(ChexbalError, match="not on regimen 0.5 split 1"):
         generate(0.5, checkpoint, split_seed=1, generator="regimen", **kwargs)
+
+
+def test_the_second_regimen_gan_arm_takes_only_a_generator_trained_with_seed_1(rare, regimen_generator):
+    kwargs = dict(data_dir=rare / "data", dataset="rare", quiet=True)
+    with pytest.raises(ChexbalError, match="trained with seed 0, --generator regimen-seed1 needs seed 1"):
+        generate(0.5, regimen_generator / "generator.pt", generator="regimen-seed1", **kwargs)
+    cfg = GanConfig(frac=0.5, steps=2, batch_size=8, checkpoint_every=2, sample_every=2, seed=1, data_dir=str(rare / "data"))
+    second = train_gan(dataclasses.replace(cfg, dataset="rare", run_dir=str(rare / "gan-0.5-seed1")), quiet=True)
+    assert files.sha256(second / "generator.pt") != files.sha256(regimen_generator / "generator.pt")
+    second_set = generate(0.5, second / "generator.pt", generator="regimen-seed1", **kwargs)
+    assert second_set.name == "frac-0.5-regimen-seed1" and (second_set / "labels.csv").exists()
+    data = load_data(config(rare, aug="gan-regimen-seed1"), torch.device("cpu"))
+    assert data.extra.record["checkpoint_sha256"] == files.sha256(second / "generator.pt")

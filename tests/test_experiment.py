@@ -32,8 +32,8 @@ def tasks_of(path: Path, root: Path | None = None):
     return plan_tasks(plan, sizes_for(plan))
 
 
-def test_the_phantom_plan_is_the_published_experiment():
-    tasks = tasks_of(REPO / "experiments" / "phantom.toml")
+def test_the_version_1_plan_is_what_its_publication_ran():
+    tasks = tasks_of(REPO / "docs" / "experiment" / "phantom.toml")
     table2 = pd.read_csv(REPO / "docs" / "experiment" / "table2.csv").drop_duplicates(["regimen", "arm"])
     published = {(f"{frac:g}", arm, seeds) for frac, arm, seeds in zip(table2["frac"], table2["arm"], table2["seeds"])}
     planned = pd.Series([tuple(t.name.split()[1:3]) for t in tasks if t.name.startswith("train ")]).value_counts()
@@ -48,6 +48,14 @@ def test_the_phantom_plan_is_the_published_experiment():
         "gan-eval regimen 0.01",
         "gan-eval regimen 0.1",
     }
+
+
+@pytest.mark.parametrize("part", ["phantom-1pct.toml", "phantom-1pct-diffusion-regimen.toml"])
+def test_a_published_part_of_the_phantom_experiment_is_the_same_tasks_so_its_runs_serve_make_experiment(part):
+    whole = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
+    for task in tasks_of(REPO / "experiments" / part):
+        assert task.name in whole, task.name
+        assert (task.command, task.output) == (whole[task.name].command, whole[task.name].output)
 
 
 def test_the_chexpert_plan_is_the_fair_protocol_at_every_regimen(tmp_path):
@@ -113,6 +121,12 @@ def write_plan(where: Path, root: Path, arms=("none", "gan-regimen")) -> Path:
         (("none",), 'root = "', 'root = "/nowhere" # "', "dataset.root /nowhere is not a folder"),
         (("gan-regimen",), "judge_seeds = [0, 1]", "judge_seeds = [7]", "the judges (none at 1, seeds [7]) are not runs"),
         (
+            ("none", "gan-regimen-seed1"),
+            "[generator]",
+            "[generator]\nseed = 1",
+            "generator.seed 1 is the second regimen GAN's",
+        ),
+        (
             ("none", "diffusion"),
             "[evaluation]",
             "[diffusion]\nwidths = [8, 16, 32, 64, 128]\n[evaluation]",
@@ -156,14 +170,29 @@ def test_the_diffusion_arms_train_their_models_with_the_plans_recipe_first(tmp_p
     assert result.exit_code == 0 and "train-diffusion 0.5" in result.output, result.output
 
 
+def test_a_second_regimen_gan_trains_with_its_own_seed_into_its_own_folder_and_serves_its_own_arm(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20)
+    path = write_plan(tmp_path, root, ("none", "gan-regimen", "gan-regimen-seed1"))
+    path.write_text(path.read_text().replace("frac = 1\n", "frac = 0.5\n").replace("judge_frac = 1", "judge_frac = 0.5"))
+    tasks = {t.name: t for t in tasks_of(path)}
+    first, second = tasks["train-gan 0.5"], tasks["train-gan 0.5 seed 1"]
+    assert "--seed" not in first.command and second.command[second.command.index("--seed") + 1] == "1"
+    assert first.output.parent.name == "frac-0.5" and second.output.parent.name == "frac-0.5-seed1"
+    made = tasks["generate regimen-seed1 0.5"]
+    assert made.needs == ("prepare 0.5", "train-gan 0.5 seed 1")
+    assert made.command[made.command.index("--checkpoint") + 1] == str(second.output.parent / "generator.pt")
+    assert tasks["train 0.5 gan-regimen-seed1 seed 0"].needs == ("prepare 0.5", "generate regimen-seed1 0.5")
+    judged = tasks["gan-eval regimen-seed1 0.5"]
+    assert "train-gan 0.5 seed 1" in judged.needs and str(second.output.parent / "generator.pt") in judged.command
+
+
 def test_a_shipped_diffusion_pool_model_is_used_not_trained_and_refused_when_absent(tmp_path, monkeypatch):
     from chexbal.experiment import plan as plan_module
     from chexbal.generators import generate
 
-    text = (REPO / "experiments" / "phantom.toml").read_text()
-    text = text.replace('arms = ["none", "oversample"', 'arms = ["none", "diffusion", "oversample"', 1)
     path = tmp_path / "plan.toml"
-    path.write_text(text.replace("[evaluation]", '[diffusion]\npool = "shipped"\n[evaluation]'))
+    path.write_text((REPO / "experiments" / "phantom.toml").read_text())  # diffusion.pool = "shipped"
     monkeypatch.setattr(generate, "SHIPPED_DIFFUSION", tmp_path / "absent.pt")
     with pytest.raises(plan_module.ChexbalError, match="diffusion.pool 'shipped': .*absent.pt is missing"):
         read_plan(path)
@@ -174,10 +203,11 @@ def test_a_shipped_diffusion_pool_model_is_used_not_trained_and_refused_when_abs
     judged = tasks["gan-eval diffusion 0.01"]
     assert judged.command[judged.command.index("--checkpoint") + 1] == str(tmp_path / "absent.pt")
     assert "train-diffusion 1" not in judged.needs
-    path.write_text(path.read_text().replace("images = 2000", "images = 2000\ndiffusion_images = 300"))
-    tasks = {t.name: t for t in tasks_of(path)}
     for name, images in (("gan-eval diffusion 0.01", "300"), ("gan-eval pool 0.01", "2000")):
         assert tasks[name].command[tasks[name].command.index("--n") + 1] == images
+    path.write_text(path.read_text().replace("diffusion_images = 300", ""))  # absent: as many as the GANs'
+    judged = {t.name: t for t in tasks_of(path)}["gan-eval diffusion 0.01"]
+    assert judged.command[judged.command.index("--n") + 1] == "2000"
 
 
 def test_on_a_cpu_the_generators_training_leaves_a_slot_for_the_trainings():

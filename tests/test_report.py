@@ -245,3 +245,19 @@ def test_gan_eval_refuses_a_judge_that_saw_augmented_data(study):
     base, _ = study
     with pytest.raises(ChexbalError, match="not a no-augmentation run"):
         load_judge(next((base / "runs" / "p64" / "frac-1" / "gan").iterdir()))
+
+
+@pytest.mark.parametrize(
+    ("kind", "frac", "seed", "arm"),
+    [
+        ("gan", 1.0, 0, "gan"),
+        ("gan", 0.1, 0, "gan-regimen"),
+        ("gan", 0.1, 1, "gan-regimen-seed1"),
+        ("gan", 0.1, 7, "gan-regimen"),  # a seed no arm names sits beside the first regimen GAN
+        ("diffusion", 0.1, 0, "diffusion-regimen"),
+    ],
+)
+def test_a_generators_quality_sits_beside_the_arm_it_served(kind, frac, seed, arm):
+    from chexbal.analysis.report import quality_arm
+
+    assert quality_arm({"generator_kind": kind, "trained_on": {"frac": frac}, "generator_seed": seed}) == arm

@@ -406,8 +406,12 @@ def quality_arm(result: dict) -> str:
     """The arm whose gain a gan-eval result belongs beside."""
     if result.get("generator_kind") == "imported":
         return f"synthetic:{result['imported']}"
-    regimen = "-regimen" if result.get("trained_on", {}).get("frac", 1) < 1 else ""
-    return ("diffusion" if result.get("generator_kind") == "diffusion" else "gan") + regimen
+    model = "diffusion" if result.get("generator_kind") == "diffusion" else "gan"
+    regimen, seed = result.get("trained_on", {}).get("frac", 1) < 1, result.get("generator_seed", 0)
+    generators = {kind: name for name, kind in synthetic.GENERATORS.items()}
+    # a seed that no arm names (or a result from before seeds were recorded): beside its kind's seed-0 arm
+    generator = generators.get(synthetic.Kind(model, regimen, seed)) or generators[synthetic.Kind(model, regimen)]
+    return ARM_OF[generator]
 
 
 def fidelity_and_gain(result: dict, gains: pd.DataFrame, arm: str) -> pd.DataFrame:

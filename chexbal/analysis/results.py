@@ -25,7 +25,7 @@ from chexbal.generators.plan import make_plan
 
 ALPHA = 0.05
 # Comparisons beyond "against none": does a generator beat simply repeating the real positives?
-AGAINST_OVERSAMPLE = ("gan", "gan-regimen", "diffusion", "diffusion-regimen", "real-extra")
+AGAINST_OVERSAMPLE = ("gan", "gan-regimen", "gan-regimen-seed1", "diffusion", "diffusion-regimen", "real-extra")
 
 ARM_OF = {generator: arm for arm, generator in GENERATED.items()}  # a generated set's arm
 

@@ -133,6 +133,7 @@ def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
     lines = []
     for arm, label in (
         ("gan-regimen", "the fair GAN arm"),
+        ("gan-regimen-seed1", "the fair GAN arm, a second generator trained with seed 1"),
         ("gan", "the pool generator's arm"),
         ("diffusion-regimen", "the fair diffusion arm"),
         ("diffusion", "the pool diffusion model's arm"),

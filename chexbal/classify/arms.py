@@ -9,12 +9,14 @@ Each arm exists to rule out one explanation of a gain (see the design notes):
 - `oversample`: the plan's images, as repeats of the real training rows the plan drew its vectors from.
 - `gan`: the plan's images from the pool generator (the paper's setting).
 - `gan-regimen`: the plan's images from a generator trained on this regimen's training rows only.
+- `gan-regimen-seed1`: the same from a second such generator, trained with seed 1, so that a regimen
+  GAN's gain (or loss) is not one generator's luck.
 - `diffusion`, `diffusion-regimen`: the same two, from a label-conditioned diffusion model.
 - `synthetic:NAME`: the plan's counts as images from any generator, brought by `chexbal import-synthetic`.
 - `real-extra`: the plan's counts as real positives of pool patients outside the regimen: what a pool
   generator knew, as real images. Not applicable at 100% (no patient is outside).
 
-`oversample`, the four generator arms and `real-extra` add the same counts per target, so they differ
+`oversample`, the generator arms and `real-extra` add the same counts per target, so they differ
 only in what the extra images are. Every extra image joins the training split alone.
 """
 
@@ -41,12 +43,19 @@ ARMS = (
     "oversample",
     "gan",
     "gan-regimen",
+    "gan-regimen-seed1",
     "diffusion",
     "diffusion-regimen",
     "real-extra",
 )
 # arm -> which generator's set it adds (synthetic.GENERATORS)
-GENERATED = {"gan": "pool", "gan-regimen": "regimen", "diffusion": "diffusion", "diffusion-regimen": "diffusion-regimen"}
+GENERATED = {
+    "gan": "pool",
+    "gan-regimen": "regimen",
+    "gan-regimen-seed1": "regimen-seed1",
+    "diffusion": "diffusion",
+    "diffusion-regimen": "diffusion-regimen",
+}
 REAL_EXTRA = ("oversample", "real-extra")
 IMPORTED = "synthetic:"  # an imported set's arm: synthetic:NAME
 

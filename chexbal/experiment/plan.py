@@ -108,6 +108,8 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
     pool = generator.pop("pool", "shipped" if source == "phantom" else "train")
     if pool not in ("shipped", "train") or (pool == "shipped" and source != "phantom"):
         problems.append(f"generator.pool {pool!r}: 'train' (a pool generator with this recipe), or 'shipped' for the phantom")
+    if int(generator.get("seed", 0)) == 1 and any("gan-regimen-seed1" in r.arms for r in regimens):
+        problems.append("generator.seed 1 is the second regimen GAN's (gan-regimen-seed1): give the first another seed")
     diffusion = dict(raw.get("diffusion", {}))
     pool_diffusion = diffusion.pop("pool", "train")
     _check_pool_diffusion(pool_diffusion, source, problems)

@@ -86,18 +86,28 @@ def prepare_tasks(plan: Plan, fracs: list[float], sizes) -> list[Task]:
     return tasks
 
 
-def model_config(plan: Plan, model: str, frac: float):
+def model_config(plan: Plan, model: str, frac: float, seed: int = 0):
     """The config of the plan's `model` ("gan" or "diffusion") for regimen `frac`: its default run
-    folder is where the task's generator lands. The pool model (frac 1) splits with seed 0."""
+    folder is where the task's generator lands. The pool model (frac 1) splits with seed 0. `seed`:
+    a second generator's training seed (synthetic.Kind.seed); 0 takes the recipe's."""
     split_seed = plan.training.get("split_seed", 0) if frac < 1 else 0
     config = GanConfig if model == "gan" else DiffusionConfig
-    return config(frac=frac, split_seed=split_seed, dataset=plan.dataset)
+    return config(frac=frac, split_seed=split_seed, dataset=plan.dataset, seed=seed or int(recipe_of(plan, model).get("seed", 0)))
 
 
-def model_task(plan: Plan, model: str, frac: float) -> Task:
-    """`chexbal train-gan` or `train-diffusion` on regimen `frac`, with the plan's recipe."""
-    cfg = model_config(plan, model, frac)
-    recipe = plan.generator if model == "gan" else plan.diffusion
+def recipe_of(plan: Plan, model: str) -> dict:
+    return plan.generator if model == "gan" else plan.diffusion
+
+
+def model_task_name(model: str, frac: float, seed: int = 0) -> str:
+    return f"train-{model} {frac:g}" + (f" seed {seed}" if seed else "")
+
+
+def model_task(plan: Plan, model: str, frac: float, seed: int = 0) -> Task:
+    """`chexbal train-gan` or `train-diffusion` on regimen `frac`, with the plan's recipe (and, for a
+    second generator of the same rows, its own training seed)."""
+    cfg = model_config(plan, model, frac, seed)
+    recipe = {**recipe_of(plan, model), **({"seed": seed} if seed else {})}
     command = [f"train-{model}", "--frac", f"{frac:g}", "--split-seed", str(cfg.split_seed), "--dataset", plan.dataset]
     for key, value in recipe.items():
         if key == "widths":  # one option: channels joined by commas
@@ -106,7 +116,8 @@ def model_task(plan: Plan, model: str, frac: float) -> Task:
             command += [f"--{key.replace('_', '-')}", str(item)]
     steps = int(recipe.get("steps", cfg.steps))
     output = cfg.default_run_dir() / "generator.json"
-    return Task(f"train-{model} {frac:g}", command, output, f"train-{model}", steps, (f"prepare {frac:g}",), steps)
+    name = model_task_name(model, frac, seed)
+    return Task(name, command, output, f"train-{model}", steps, (f"prepare {frac:g}",), steps)
 
 
 def trains_pool_model(plan: Plan, model: str) -> bool:
@@ -124,9 +135,9 @@ def generator_tasks(plan: Plan, regimen: Regimen, sizes) -> list[Task]:
         trained_frac = frac if kind.regimen else 1.0
         own = kind.regimen or trains_pool_model(plan, kind.model)
         if kind.regimen:
-            tasks.append(model_task(plan, kind.model, frac))
-        checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt" if own else None
-        needs = (f"prepare {frac:g}", *((f"train-{kind.model} {trained_frac:g}",) if own else ()))
+            tasks.append(model_task(plan, kind.model, frac, kind.seed))
+        checkpoint = model_config(plan, kind.model, trained_frac, kind.seed).default_run_dir() / "generator.pt" if own else None
+        needs = (f"prepare {frac:g}", *((model_task_name(kind.model, trained_frac, kind.seed),) if own else ()))
         command = [
             "generate",
             "--frac",
@@ -190,12 +201,12 @@ def gan_eval_task(plan: Plan, generator: str, frac: float, judges: list[Path]) -
     out = Path("runs") / plan.dataset / f"gan-eval-{generator}-{frac:g}.json"
     own = kind.regimen or trains_pool_model(plan, kind.model)
     shipped = generate.SHIPPED if kind.model == "gan" else generate.SHIPPED_DIFFUSION
-    checkpoint = model_config(plan, kind.model, trained_frac).default_run_dir() / "generator.pt" if own else shipped
+    checkpoint = model_config(plan, kind.model, trained_frac, kind.seed).default_run_dir() / "generator.pt" if own else shipped
     images = plan.eval_images if kind.model == "gan" else plan.eval_images_diffusion
     command = ["gan-eval", "--n", str(images), "--classifier", str(judges[0]), "--out", str(out)]
     command += ["--dataset", plan.dataset, *(["--second-judge", str(judges[1])] if len(judges) > 1 else [])]
     command += ["--checkpoint", str(checkpoint)]
     judge_frac, judge_seeds = plan.judges
     needs = tuple(f"train {judge_frac:g} none seed {s}" for s in judge_seeds)
-    needs += (f"train-{kind.model} {trained_frac:g}",) if own else ()
+    needs += (model_task_name(kind.model, trained_frac, kind.seed),) if own else ()
     return Task(f"gan-eval {generator} {frac:g}", command, out, f"gan-eval-{kind.model}", images, needs)

@@ -122,6 +122,7 @@ def what_was_judged(dataset: str, checkpoint: Path, generator_config: dict, clas
         "checkpoint_sha256": files.sha256(checkpoint),
         "trained_on": trained_on(generator_config),
         "generator_kind": model_kind(generator_config),
+        "generator_seed": generator_config.get("seed", 0),
         "classifier": str(classifier_run),
     }
 

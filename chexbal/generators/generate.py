@@ -18,12 +18,12 @@ from chexbal import files, stopping
 from chexbal.data import store
 from chexbal.data.dataset import DEFAULT_DATASET, locate, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, label_matrix
-from chexbal.data.splits import frac_name
 from chexbal.devices import pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import synthetic
 from chexbal.generators.gan.nets import Generator, to_uint8
 from chexbal.generators.plan import SHARE, make_plan
+from chexbal.generators.training import model_run_dir
 from chexbal.progress import bar
 from chexbal.seeds import stream
 
@@ -155,7 +155,7 @@ def default_checkpoint(generator: str, dataset: str, frac: float) -> Path:
     kind = synthetic.GENERATORS[generator]
     if not kind.regimen:
         return SHIPPED if kind.model == "gan" else SHIPPED_DIFFUSION
-    return Path("runs") / kind.model / dataset / frac_name(frac) / "generator.pt"
+    return model_run_dir(kind.model, dataset, frac, kind.seed) / "generator.pt"
 
 
 def check_kind(checkpoint: Path, config: dict, generator: str, regimen: tuple[float, int]) -> None:
@@ -170,6 +170,11 @@ def check_kind(checkpoint: Path, config: dict, generator: str, regimen: tuple[fl
         raise ChexbalError(
             f"{checkpoint} was trained on regimen {seen.get('frac')} split {seen.get('split_seed')}, not on "
             f"regimen {frac:g} split {seed}: train it with `chexbal train-{kind.model} --frac {frac:g} --split-seed {seed}`"
+        )
+    if kind.seed and config.get("seed") != kind.seed:  # else the second generator's arm repeats the first's
+        raise ChexbalError(
+            f"{checkpoint} was trained with seed {config.get('seed')}, --generator {generator} needs seed {kind.seed}: "
+            f"train it with `chexbal train-{kind.model} --frac {regimen[0]:g} --seed {kind.seed}`"
         )
 
 

@@ -1,7 +1,8 @@
 """Generated image sets on disk: data/<dataset>/synthetic/frac-<F>[-<generator>]/.
 
-Four sets per regimen can coexist, one per generator: the pool GAN's (`frac-<F>`, the `gan` arm),
-the regimen GAN's (`frac-<F>-regimen`, `gan-regimen`), the pool diffusion model's
+Five sets per regimen can coexist, one per generator: the pool GAN's (`frac-<F>`, the `gan` arm),
+the regimen GAN's (`frac-<F>-regimen`, `gan-regimen`), a second regimen GAN's, trained with seed 1
+(`frac-<F>-regimen-seed1`, `gan-regimen-seed1`), the pool diffusion model's
 (`frac-<F>-diffusion`, `diffusion`) and the regimen diffusion model's (`frac-<F>-diffusion-regimen`,
 `diffusion-regimen`). Each holds `images.zarr` (uint8, like the real store), `labels.csv` (`index`, `target` and the 14 label columns by name, the vectors each image
 was conditioned on) and `provenance.json` (generator checkpoint hash, what the generator was trained
@@ -28,11 +29,13 @@ from chexbal.errors import ChexbalError
 class Kind:
     model: str  # "gan" or "diffusion": the trainer that makes it (`train-gan`, `train-diffusion`)
     regimen: bool  # trained on the regimen's own training rows, not on the whole pool
+    seed: int = 0  # its training seed: a second regimen GAN of the same rows differs only in this
 
 
 GENERATORS = {
     "pool": Kind("gan", regimen=False),  # the `gan` arm
     "regimen": Kind("gan", regimen=True),  # `gan-regimen`
+    "regimen-seed1": Kind("gan", regimen=True, seed=1),  # `gan-regimen-seed1`: is a gain one generator's luck?
     "diffusion": Kind("diffusion", regimen=False),  # `diffusion`
     "diffusion-regimen": Kind("diffusion", regimen=True),  # `diffusion-regimen`
 }
@@ -58,7 +61,8 @@ def make_command(frac: float, generator: str) -> str:
     kind = GENERATORS[generator]
     option = "" if generator == "pool" else f" --generator {generator}"
     generate = f"`chexbal generate --frac {frac:g}{option}`"
-    return f"`chexbal train-{kind.model} --frac {frac:g}` then {generate}" if kind.regimen else generate
+    seed = f" --seed {kind.seed}" if kind.seed else ""
+    return f"`chexbal train-{kind.model} --frac {frac:g}{seed}` then {generate}" if kind.regimen else generate
 
 
 def load(dataset_folder: Path, frac: float, generator: str = "pool") -> tuple[np.ndarray, pd.DataFrame, dict]:

@@ -17,6 +17,7 @@ from chexbal import files
 from chexbal.checkpoint import load_for_resume, save, start_run
 from chexbal.data.dataset import images_on, locate, settings, training_rows
 from chexbal.data.labels import TARGETS, label_matrix
+from chexbal.data.splits import frac_name
 from chexbal.errors import ChexbalError
 from chexbal.provenance import provenance
 
@@ -42,6 +43,13 @@ class BalancedRows:
             positives = self.positives[i % len(self.positives)]
             rows[i] = positives[int(picks[i] * len(positives))]
         return rows
+
+
+def model_run_dir(model: str, dataset: str, frac: float, seed: int = 0) -> Path:
+    """Where `train-gan` or `train-diffusion --frac F` writes by default: runs/<model>/<dataset>/frac-<F>,
+    with `-seed<N>` for a training seed other than 0, so a second generator of the same rows (another
+    seed) never shares a folder with the first."""
+    return Path("runs") / model / dataset / (frac_name(frac) + (f"-seed{seed}" if seed else ""))
 
 
 def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:

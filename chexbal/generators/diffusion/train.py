@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from chexbal import files, stopping
 from chexbal.data.dataset import DEFAULT_DATASET
 from chexbal.data.labels import PATHOLOGIES
-from chexbal.data.splits import check_frac, frac_name
+from chexbal.data.splits import check_frac
 from chexbal.devices import amp_enabled, pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import training
@@ -71,7 +71,7 @@ class DiffusionConfig:
         return self
 
     def default_run_dir(self) -> Path:
-        return Path("runs") / "diffusion" / self.dataset / frac_name(self.frac)
+        return training.model_run_dir("diffusion", self.dataset, self.frac, self.seed)
 
 
 RESUME_KEYS = (

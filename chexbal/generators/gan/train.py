@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from chexbal import files, stopping
 from chexbal.data.dataset import DEFAULT_DATASET
 from chexbal.data.labels import PATHOLOGIES
-from chexbal.data.splits import check_frac, frac_name
+from chexbal.data.splits import check_frac
 from chexbal.devices import pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import training
@@ -75,7 +75,7 @@ class GanConfig:
         return self
 
     def default_run_dir(self) -> Path:
-        return Path("runs") / "gan" / self.dataset / frac_name(self.frac)
+        return training.model_run_dir("gan", self.dataset, self.frac, self.seed)
 
 
 RESUME_KEYS = (
