@@ -500,7 +500,9 @@ def experiment(
         bool, typer.Option("--dry-run", help="Check the plan, list its tasks and their time; run nothing.")
     ] = False,
     launcher: Annotated[str, typer.Option(help="local (processes on this machine) or slurm (submitit job arrays).")] = "local",
-    parallel: Annotated[Optional[int], typer.Option(help="local: tasks at once.", show_default="2, or 2 per GPU")] = None,
+    parallel: Annotated[
+        Optional[int], typer.Option(help="local: tasks at once.", show_default="2 on a CPU; per GPU 8 at 64 px, else 2")
+    ] = None,
     publish_only: Annotated[
         bool, typer.Option("--publish-only", help="Report what is done and publish it; run nothing.")
     ] = False,

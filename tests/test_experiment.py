@@ -216,11 +216,30 @@ def test_on_a_cpu_the_generators_training_leaves_a_slot_for_the_trainings():
     tasks = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
     gan_1, gan_10 = tasks["train-gan 0.01"], tasks["train-gan 0.1"]
     training = tasks["train 0.01 none seed 0"]
-    assert next_task([gan_1, training], [], parallel=2, gpus=0) is gan_1
-    assert next_task([gan_10, training], [gan_1], parallel=2, gpus=0) is training
-    assert next_task([gan_10], [gan_1], parallel=2, gpus=0) is gan_10  # nothing else can start: no slot idles
-    assert next_task([gan_10, training], [gan_1], parallel=3, gpus=0) is gan_10
-    assert next_task([gan_10, training], [gan_1], parallel=2, gpus=1) is gan_10  # a GPU runs its generators first
+    assert next_task([gan_1, training], [], parallel=2) is gan_1
+    assert next_task([gan_10, training], [gan_1], parallel=2) is training
+    assert next_task([gan_10], [gan_1], parallel=2) is gan_10  # nothing else can start: no slot idles
+    assert next_task([gan_10, training], [gan_1], parallel=3) is gan_10
+
+
+def test_on_a_gpu_a_generator_trains_alone_first_and_the_trainings_then_share_the_least_busy_gpu():
+    from chexbal.experiment.run import Options, processes_at_once
+    from chexbal.experiment.runner import next_on_gpu
+
+    tasks = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
+    gan_1, gan_10 = tasks["train-gan 0.01"], tasks["train-gan 0.1"]
+    runs = [tasks[f"train 0.01 none seed {s}"] for s in range(5)] + [tasks[f"train 0.01 oversample seed {s}"] for s in range(5)]
+    assert next_on_gpu([gan_1, runs[0]], [], gpus=1, per_gpu=8) == (gan_1, 0)
+    assert next_on_gpu([gan_10, runs[0]], [(gan_1, 0)], gpus=1, per_gpu=8) is None  # nothing beside a generator
+    assert next_on_gpu([runs[0]], [(gan_1, 0)], gpus=1, per_gpu=8) is None
+    assert next_on_gpu([gan_10, runs[1]], [(runs[0], 0)], gpus=1, per_gpu=8) is None  # it waits for the GPU to empty
+    assert next_on_gpu([runs[7]], [(r, 0) for r in runs[:7]], gpus=1, per_gpu=8) == (runs[7], 0)
+    assert next_on_gpu([runs[8]], [(r, 0) for r in runs[:8]], gpus=1, per_gpu=8) is None
+    assert next_on_gpu([runs[0]], [(gan_1, 0)], gpus=2, per_gpu=8) == (runs[0], 1)
+    assert next_on_gpu([runs[2]], [(runs[0], 0), (runs[1], 0), (gan_1, 1)], gpus=3, per_gpu=8) == (runs[2], 2)
+    assert next_on_gpu([gan_10], [(runs[0], 0)], gpus=2, per_gpu=8) == (gan_10, 1)
+    assert processes_at_once(Options(), gpus=1, size=64) == 8 and processes_at_once(Options(), gpus=2, size=224) == 4
+    assert processes_at_once(Options(), gpus=0, size=64) == 2 and processes_at_once(Options(parallel=3), gpus=1, size=64) == 3
 
 
 def results(where: Path) -> dict:

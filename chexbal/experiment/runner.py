@@ -6,8 +6,9 @@ Resumable by construction: a task is a `chexbal` command whose finished output i
 re-run skips what is done and resumes what was interrupted (each stage resumes itself).
 
 Launchers: `local` runs `parallel` processes on this machine: single-thread processes on a CPU (two
-of them out-run one two-thread process on 2 cores, 1.22x measured), and on a GPU machine the tasks
-share the GPUs round-robin (CUDA_VISIBLE_DEVICES). `slurm` submits the ready tasks as one submitit
+of them out-run one two-thread process on 2 cores, 1.22x measured), and on a GPU machine each task
+goes to the least busy GPU (CUDA_VISIBLE_DEVICES), a generator's training to a GPU of its own
+(`next_on_gpu`). `slurm` submits the ready tasks as one submitit
 job array, waits for it, and submits the next wave: the generator, then its set, then the trainings
 that need it; a re-run resubmits only what is unfinished.
 """
@@ -50,7 +51,7 @@ def run_local(tasks: list[Task], parallel: int, folder: Path, gpus: int = 0) -> 
 
 
 def _schedule(tasks: list[Task], parallel: int, folder: Path, running: dict, gpus: int) -> list[str]:
-    by_name, failed, started = {t.name: t for t in tasks}, [], 0
+    by_name, failed, gpu_of = {t.name: t for t in tasks}, [], {}
     todo = [t for t in tasks if not t.done()]
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     while todo or running:
@@ -69,12 +70,18 @@ def _schedule(tasks: list[Task], parallel: int, folder: Path, running: dict, gpu
                 todo = [t for t in todo if name not in t.needs]
         startable = [t for t in todo if ready(t, by_name) and not any(n in running for n in t.needs)]
         while startable and len(running) < parallel:
-            task = next_task(startable, [by_name[n] for n in running], parallel, gpus)
+            if gpus:
+                picked = next_on_gpu(startable, [(by_name[n], gpu_of[n]) for n in running], gpus, -(-parallel // gpus))
+                if picked is None:
+                    break
+                task, gpu = picked
+            else:
+                task, gpu = next_task(startable, [by_name[n] for n in running], parallel), None
             startable.remove(task)
             todo.remove(task)
-            running[task.name] = (_start(task, folder, gpu=started % gpus if gpus else None), time.time())
-            started += 1
-            log_line(f"{'start':>11} {task.name}")
+            gpu_of[task.name] = gpu
+            running[task.name] = (_start(task, folder, gpu, threads_per_process(parallel, gpus)), time.time())
+            log_line(f"{'start':>11} {task.name}" + (f" on GPU {gpu}" if gpus > 1 else ""))
         if not running and todo:
             log_line(f"{len(todo)} tasks wait on failed ones; see the logs in {folder / 'logs'}")
             return failed + [t.name for t in todo]
@@ -82,21 +89,49 @@ def _schedule(tasks: list[Task], parallel: int, folder: Path, running: dict, gpu
     return failed
 
 
-def next_task(startable: list[Task], running: list[Task], parallel: int, gpus: int) -> Task:
-    """The first startable task, except that on a CPU the generators' trainings (hours each) keep
+def trains_model(task: Task) -> bool:
+    """`train-gan` or `train-diffusion`: a generator's training (a classifier's task kind is "train")."""
+    return task.kind.startswith("train-")
+
+
+def next_task(startable: list[Task], running: list[Task], parallel: int) -> Task:
+    """On a CPU: the first startable task, except that the generators' trainings (hours each) keep
     one slot free for the others while any other task can start, so results arrive as they are ready
     rather than after every generator."""
-    if gpus or parallel < 2:
+    if parallel < 2:
         return startable[0]
-    models = sum(t.kind.startswith("train-") for t in running)
-    others = [t for t in startable if not t.kind.startswith("train-")]
+    models = sum(trains_model(t) for t in running)
+    others = [t for t in startable if not trains_model(t)]
     if others and models >= parallel - 1:
         return others[0]
     return startable[0]
 
 
-def _start(task: Task, folder: Path, gpu: int | None) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if gpu is None else dict(os.environ)
+def next_on_gpu(startable: list[Task], busy: list[tuple[Task, int]], gpus: int, per_gpu: int) -> tuple[Task, int] | None:
+    """On GPUs: (a task, the GPU to start it on), or None to start nothing now. A generator's
+    training runs on a GPU of its own (crowded by 10 trainings, the GAN slowed to 0.3 s a step), and
+    while it waits for a GPU to empty nothing else starts: so the generators train first, then
+    their sets are made and the classifiers train, up to `per_gpu` processes on each GPU, least busy first."""
+    load = {gpu: [t for t, on in busy if on == gpu] for gpu in range(gpus)}
+    shared = sorted((g for g in load if not any(trains_model(t) for t in load[g])), key=lambda g: len(load[g]))
+    for task in startable:
+        if trains_model(task):
+            empty = [g for g in shared if not load[g]]
+            return (task, empty[0]) if empty else None
+        roomy = [g for g in shared if len(load[g]) < per_gpu]
+        if roomy:
+            return task, roomy[0]
+    return None
+
+
+def threads_per_process(parallel: int, gpus: int) -> int:
+    """CPU threads per process: one on a CPU (two single-thread processes out-run one two-thread
+    process); on a GPU machine its cores shared among the processes."""
+    return max(1, (os.cpu_count() or 1) // parallel) if gpus else 1
+
+
+def _start(task: Task, folder: Path, gpu: int | None, threads: int = 1) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     log = open(log_path(folder, task.name), "a")  # noqa: SIM115 (the child writes it until it ends)
