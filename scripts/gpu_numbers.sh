@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# GPU numbers in one go, inside a time budget: the 224 px training benchmark, then the phantom
-# experiment (`chexbal experiment experiments/phantom.toml`, resuming whatever is already done) on
-# the GPU, then its report. Whatever is unfinished at
-# the deadline is left out (the report marks the gaps); everything lands in $OUT as at most 8 files.
+# GPU numbers in one go, inside a time budget: the training benchmarks, then a plan of the phantom
+# experiment (`chexbal experiment $PLAN`, resuming whatever is already done) on the GPU, then its
+# report. Whatever is unfinished at the deadline is left out (the report marks the gaps); the runs
+# are packed into $OUT every minute while the plan runs, so a call cut short still returns what
+# finished. Everything lands in $OUT as at most 8 files.
 #
-#     OUT=gpu-out BUDGET=540 bash scripts/gpu_numbers.sh
+#     OUT=gpu-out BUDGET=540 PLAN=experiments/phantom.toml bash scripts/gpu_numbers.sh
 #
 # Written for a lent GPU machine with PyTorch but without chexbal's other packages: wheels in .whl/
 # are installed first when that folder exists.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 BUDGET=${BUDGET:-540}   # seconds for the whole script
-PARALLEL=${PARALLEL:-10} # single-thread training processes sharing the GPU
+PLAN=${PLAN:-experiments/phantom.toml}
+PARALLEL=${PARALLEL:+--parallel $PARALLEL} # processes at once; default: the runner's (8 per GPU at 64 px)
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -43,13 +45,21 @@ python3 -m chexbal.cli prepare --frac 0.1 --workers "$(nproc)" || exit 1
 sha256sum data/phantom-64/subsets/frac-0.1.csv
 
 left=$((BUDGET - SECONDS - 110)) # keep time for the copies and the report
-say "experiment, ${left}s left for it"
-timeout -s TERM "$left" python3 -m chexbal.cli experiment experiments/phantom.toml --parallel "$PARALLEL"
-say "packing the runs (the report can be remade from them)"
-find runs/phantom-64 ! -name "*.pt" -type f | tar czf "$OUT/runs.tar.gz" -T -
-tar czf "$OUT/gan-and-logs.tar.gz" --exclude=last.pt runs/gan runs/experiment data/phantom-64/synthetic/*/provenance.json
+pack() {  # the runs without checkpoints (the report can be remade from them), written whole or not at all
+    find runs/phantom-64 ! -name "*.pt" -type f 2>/dev/null | tar czf "$OUT/.runs.tar.gz" -T - && mv "$OUT/.runs.tar.gz" "$OUT/runs.tar.gz"
+    tar czf "$OUT/.gan-and-logs.tar.gz" --exclude=last.pt runs/gan runs/diffusion runs/experiment \
+        data/phantom-64/synthetic/*/provenance.json 2>/dev/null; mv "$OUT/.gan-and-logs.tar.gz" "$OUT/gan-and-logs.tar.gz"
+}
+say "experiment $PLAN, ${left}s left for it"
+( while sleep 60; do pack; done ) & packer=$!
+# shellcheck disable=SC2086 # PARALLEL is empty or two words
+timeout -s TERM "$left" python3 -m chexbal.cli experiment "$PLAN" $PARALLEL
+kill "$packer" 2>/dev/null
+say "packing the runs"
+pack
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
 say "report of what finished"
-python3 -m chexbal.cli experiment experiments/phantom.toml --publish-only && tar czf "$OUT/report.tar.gz" docs/experiment
+publish=$(python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb')).get('publish', ''))" "$PLAN")
+python3 -m chexbal.cli experiment "$PLAN" --publish-only && [ -n "$publish" ] && tar czf "$OUT/report.tar.gz" "$publish"
 ls -la "$OUT"
 say "done"
