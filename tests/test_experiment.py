@@ -146,9 +146,11 @@ def test_an_impossible_plan_is_refused_before_anything_runs(tmp_path, monkeypatc
 def test_a_dry_run_lists_the_tasks_and_runs_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_plan(tmp_path, make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20))
+    monkeypatch.setattr("chexbal.experiment.run.os.getloadavg", lambda: (9.0, 9.0, 9.0))
     result = CliRunner().invoke(app, ["experiment", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "8 to run" in result.output and "train 1 gan-regimen seed 1" in result.output
+    assert "the machine was busy while measuring (load 9.0" in result.output  # so the times read as too long
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
 
 

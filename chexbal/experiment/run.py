@@ -4,6 +4,7 @@ what is not done, and publish the report."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from chexbal import files
@@ -86,6 +87,7 @@ def show_plan(plan, tasks, sizes, options: Options) -> None:
     results.print(f"{plan.path}: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run")
     if not options.estimate or not left:
         return
+    busy = os.getloadavg()[0]  # before measuring: the measurement itself adds to it
     rates = measure(plan)
     test_images = next(iter(sizes.values()))[1]
     seconds = {t.name: rates.seconds(t, test_images) for t in left}
@@ -97,3 +99,7 @@ def show_plan(plan, tasks, sizes, options: Options) -> None:
         f"about {hours:.1f} process-hours here ({hours / parallel:.1f} h with {parallel} at once), plus the report; "
         f"measured: {rates.train:.0f} training img/s per process, {rates.gan_step:.1f} GAN steps/s"
     )
+    if busy > (os.cpu_count() or 1) / 2:  # rates measured beside other work read low: say so rather than mislead
+        results.print(
+            f"the machine was busy while measuring (load {busy:.1f} on {os.cpu_count()} cores): these times are too long"
+        )
