@@ -224,7 +224,7 @@ def test_on_a_cpu_the_generators_training_leaves_a_slot_for_the_trainings():
     assert next_task([gan_10, training], [gan_1], parallel=3) is gan_10
 
 
-def test_on_a_gpu_a_generator_trains_alone_first_and_the_trainings_then_share_the_least_busy_gpu():
+def test_on_a_gpu_the_generators_train_first_among_themselves_then_the_trainings_share_the_least_busy_gpu():
     from chexbal.experiment.run import Options, processes_at_once
     from chexbal.experiment.runner import next_on_gpu
 
@@ -232,8 +232,9 @@ def test_on_a_gpu_a_generator_trains_alone_first_and_the_trainings_then_share_th
     gan_1, gan_10 = tasks["train-gan 0.01"], tasks["train-gan 0.1"]
     runs = [tasks[f"train 0.01 none seed {s}"] for s in range(5)] + [tasks[f"train 0.01 oversample seed {s}"] for s in range(5)]
     assert next_on_gpu([gan_1, runs[0]], [], gpus=1, per_gpu=8) == (gan_1, 0)
-    assert next_on_gpu([gan_10, runs[0]], [(gan_1, 0)], gpus=1, per_gpu=8) is None  # nothing beside a generator
-    assert next_on_gpu([runs[0]], [(gan_1, 0)], gpus=1, per_gpu=8) is None
+    assert next_on_gpu([gan_10, runs[0]], [(gan_1, 0)], gpus=1, per_gpu=8) == (gan_10, 0)  # generators share
+    assert next_on_gpu([runs[0]], [(gan_1, 0)], gpus=1, per_gpu=8) is None  # but not with a classifier
+    assert next_on_gpu([gan_10, runs[0]], [(gan_1, 0)], gpus=1, per_gpu=1) is None
     assert next_on_gpu([gan_10, runs[1]], [(runs[0], 0)], gpus=1, per_gpu=8) is None  # it waits for the GPU to empty
     assert next_on_gpu([runs[7]], [(r, 0) for r in runs[:7]], gpus=1, per_gpu=8) == (runs[7], 0)
     assert next_on_gpu([runs[8]], [(r, 0) for r in runs[:8]], gpus=1, per_gpu=8) is None

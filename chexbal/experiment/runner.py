@@ -7,8 +7,8 @@ re-run skips what is done and resumes what was interrupted (each stage resumes i
 
 Launchers: `local` runs `parallel` processes on this machine: single-thread processes on a CPU (two
 of them out-run one two-thread process on 2 cores, 1.22x measured), and on a GPU machine each task
-goes to the least busy GPU (CUDA_VISIBLE_DEVICES), a generator's training to a GPU of its own
-(`next_on_gpu`). `slurm` submits the ready tasks as one submitit
+goes to the least busy GPU (CUDA_VISIBLE_DEVICES), and the generators' trainings share a GPU only
+with each other (`next_on_gpu`). `slurm` submits the ready tasks as one submitit
 job array, waits for it, and submits the next wave: the generator, then its set, then the trainings
 that need it; a re-run resubmits only what is unfinished.
 """
@@ -108,19 +108,17 @@ def next_task(startable: list[Task], running: list[Task], parallel: int) -> Task
 
 
 def next_on_gpu(startable: list[Task], busy: list[tuple[Task, int]], gpus: int, per_gpu: int) -> tuple[Task, int] | None:
-    """On GPUs: (a task, the GPU to start it on), or None to start nothing now. A generator's
-    training runs on a GPU of its own (crowded by 10 trainings, the GAN slowed to 0.3 s a step), and
-    while it waits for a GPU to empty nothing else starts: so the generators train first, then
+    """On GPUs: (a task, the GPU to start it on), or None to start nothing now. Generators' trainings
+    share a GPU only with each other (crowded by 10 classifier trainings, the GAN slowed to 0.3 s a
+    step), and while one waits for a GPU nothing else starts: so the generators train first, then
     their sets are made and the classifiers train, up to `per_gpu` processes on each GPU, least busy first."""
     load = {gpu: [t for t, on in busy if on == gpu] for gpu in range(gpus)}
-    shared = sorted((g for g in load if not any(trains_model(t) for t in load[g])), key=lambda g: len(load[g]))
     for task in startable:
-        if trains_model(task):
-            empty = [g for g in shared if not load[g]]
-            return (task, empty[0]) if empty else None
-        roomy = [g for g in shared if len(load[g]) < per_gpu]
-        if roomy:
-            return task, roomy[0]
+        alike = [g for g in load if len(load[g]) < per_gpu and all(trains_model(t) == trains_model(task) for t in load[g])]
+        if alike:
+            return task, min(alike, key=lambda g: len(load[g]))
+        if trains_model(task):  # it waits for a GPU, and nothing else takes one meanwhile
+            return None
     return None
 
 
