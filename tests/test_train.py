@@ -122,8 +122,8 @@ def test_bad_options_are_one_line(planted, tmp_path):
     assert (
         code == 2
         and out
-        == "error: --aug must be one of none, standard, affine, weighted, oversample, gan, gan-regimen, diffusion, "
-        "diffusion-regimen, real-extra or synthetic:NAME, not 'mixup'"
+        == "error: --aug must be one of none, standard, affine, weighted, oversample, gan, gan-regimen, gan-regimen-seed1, "
+        "diffusion, diffusion-regimen, real-extra or synthetic:NAME, not 'mixup'"
     )
     prepare(
         "chexpert", planted / "CheXpert-v1.0-small", 0.5, 32, data_dir=planted / "data", dataset="planted", workers=1, quiet=True
