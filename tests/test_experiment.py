@@ -154,6 +154,16 @@ def test_a_dry_run_lists_the_tasks_and_runs_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists() and not (tmp_path / "runs").exists()
 
 
+def test_publishing_only_measures_nothing(tmp_path, monkeypatch, capsys):
+    from chexbal.experiment import run
+
+    monkeypatch.chdir(tmp_path)
+    plan = read_plan(write_plan(tmp_path, make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20)))
+    monkeypatch.setattr(run, "measure", lambda plan: pytest.fail("--publish-only measured throughput"))
+    run.show_plan(plan, plan_tasks(plan, sizes_for(plan)), sizes_for(plan), Options(publish_only=True))
+    assert "8 to run" in capsys.readouterr().out
+
+
 def test_the_diffusion_arms_train_their_models_with_the_plans_recipe_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_plan(

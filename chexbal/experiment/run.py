@@ -85,7 +85,7 @@ def show_plan(plan, tasks, sizes, options: Options) -> None:
     """The tasks left and, measured here, about how long they take."""
     left = [t for t in tasks if not t.done()]
     results.print(f"{plan.path}: {len(tasks)} tasks, {len(tasks) - len(left)} done, {len(left)} to run")
-    if not options.estimate or not left:
+    if not options.estimate or options.publish_only or not left:  # publishing runs nothing: no estimate
         return
     busy = os.getloadavg()[0]  # before measuring: the measurement itself adds to it
     rates = measure(plan)
