@@ -161,7 +161,24 @@ def test_a_missing_arm_is_a_marked_gap(study, tmp_path):
     (tmp_path / "runs" / "p64" / "gan-eval.json").unlink()
     folder = report("gap", tmp_path / "runs", base / "data", "p64", tmp_path / "reports", n_boot=200)
     markdown = (folder / "report.md").read_text()
-    assert "— (not run)" in markdown and "No GAN-augmented run: gap." in markdown and "No `chexbal gan-eval` result" in markdown
+    assert "— (not run)" in markdown and "No generator-augmented run: gap." in markdown and "No `chexbal gan-eval` result" in markdown
+
+
+def test_without_the_gan_arm_the_samples_and_maps_show_the_generator_arm_that_ran(study, tmp_path):
+    import shutil
+
+    base, _ = study
+    shutil.copytree(base / "runs", tmp_path / "runs")
+    shutil.copytree(base / "data", tmp_path / "data")
+    frac_dir = tmp_path / "runs" / "p64" / "frac-1"
+    (frac_dir / "gan").rename(frac_dir / "gan-regimen")  # the same images, served as the regimen GAN's set
+    sets = tmp_path / "data" / "p64" / "synthetic"
+    (sets / "frac-1").rename(sets / "frac-1-regimen")
+    (tmp_path / "runs" / "p64" / "gan-eval.json").unlink()
+    folder = report("regimen-only", tmp_path / "runs", tmp_path / "data", "p64", tmp_path / "reports", n_boot=200)
+    markdown = (folder / "report.md").read_text()
+    assert (folder / "samples.png").exists() and (folder / "cams.png").exists()
+    assert "Grad-CAM maps of" in markdown and "gan-regimen" in markdown and "No generated set" not in markdown
 
 
 def test_cams_have_the_image_size_and_peak_at_the_planted_finding(study):

@@ -49,7 +49,7 @@ from chexbal.analysis.wording import (
     seeds_note,
 )
 from chexbal.classify import classifier
-from chexbal.classify.arms import arm_order
+from chexbal.classify.arms import GENERATED, arm_order
 from chexbal.classify.cam import class_activation_maps
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, TARGETS
@@ -92,10 +92,11 @@ def curves_section(runs: Runs, fracs, out: Path) -> tuple[Path | None, pd.DataFr
 def samples_section(folder: Path, fracs: list[float], out: Path, per_row: int = 6) -> Path | None:
     """Per target, real training images and every generator's images for the same label vectors: the
     plan drew each vector from a real training row, and every set of a regimen follows one plan."""
-    frac = next((f for f in fracs if (synthetic.folder(folder, f) / "labels.csv").exists()), None)
+    made = ((f, g) for f in fracs for g in synthetic.GENERATORS if (synthetic.folder(folder, f, g) / "labels.csv").exists())
+    frac, first = next(made, (None, None))
     if frac is None:
         return None
-    provenance = files.read_json(synthetic.folder(folder, frac) / "provenance.json")  # its images load below
+    provenance = files.read_json(synthetic.folder(folder, frac, first) / "provenance.json")  # its images load below
     train_rows = training_rows(folder, frac, provenance["split_seed"])
     vectors = make_plan(train_rows, provenance["share"], provenance["split_seed"]).vectors
     sets = {ARM_OF[g]: synthetic.load(folder, frac, g) for g in synthetic.GENERATORS if same_plan(folder, frac, g, provenance)}
@@ -122,14 +123,16 @@ def same_plan(folder: Path, frac: float, generator: str, provenance: dict) -> bo
 
 
 def cam_section(folder: Path, runs: Runs, fracs: list[float], out: Path, per_row: int = 3) -> tuple[Path | None, str]:
-    """CAMs of the GAN-augmented model (lowest seed) of the largest regimen that has one (the paper used 100%)."""
-    frac = next((f for f in sorted(fracs, reverse=True) if (f, "gan") in runs), None)
+    """CAMs of a generator-augmented model (lowest seed; `gan` first, as in the paper, else the first
+    generator arm that ran) of the largest regimen that has one (the paper used 100%)."""
+    ran = ((f, arm) for f in sorted(fracs, reverse=True) for arm in GENERATED if (f, arm) in runs)
+    frac, arm = next(ran, (None, None))
     if frac is None:
         return None, ""
-    run = first_seed(runs, frac, "gan")
+    run = first_seed(runs, frac, arm)
     model = classifier.load_run(run)
     predictions = pd.read_csv(run / "test-predictions.csv")
-    fake, fake_labels, _ = synthetic.load(folder, frac)
+    fake, fake_labels, _ = synthetic.load(folder, frac, GENERATED[arm])
     rows = {}
     for target in TARGETS:
         top = predictions[predictions[f"label/{target}"] == 1].nlargest(per_row, f"prob/{target}")
@@ -138,7 +141,7 @@ def cam_section(folder: Path, runs: Runs, fracs: list[float], out: Path, per_row
         for kind, images in (("real", real), ("generated", generated)):
             maps = class_activation_maps(model, images, target) if len(images) else []
             rows[f"{target}: {kind}"] = [figures.overlay(i, m) for i, m in zip(images, maps)]
-    title = f"CAMs, GAN-augmented model, {frac:.0%} regimen"
+    title = f"CAMs, {arm}-augmented model, {frac:.0%} regimen"
     return figures.image_grid(
         rows, out / "cams.png", title, colour_bar="Grad-CAM (per image, its minimum 0 to its maximum 1)"
     ), str(run)
@@ -266,7 +269,7 @@ def figure_sections(folder: Path, runs: Runs, fracs: list[float], out: Path) -> 
     blocks += (
         [("img", cams, f"Grad-CAM maps of {cam_run}. Real rows: the test positives it scores highest.")]
         if cams
-        else [("p", "No GAN-augmented run: gap.")]
+        else [("p", "No generator-augmented run: gap.")]
     )
     return blocks + pointing_blocks(folder, runs)
 
