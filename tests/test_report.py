@@ -161,7 +161,11 @@ def test_a_missing_arm_is_a_marked_gap(study, tmp_path):
     (tmp_path / "runs" / "p64" / "gan-eval.json").unlink()
     folder = report("gap", tmp_path / "runs", base / "data", "p64", tmp_path / "reports", n_boot=200)
     markdown = (folder / "report.md").read_text()
-    assert "— (not run)" in markdown and "No generator-augmented run: gap." in markdown and "No `chexbal gan-eval` result" in markdown
+    assert (
+        "— (not run)" in markdown
+        and "No generator-augmented run: gap." in markdown
+        and "No `chexbal gan-eval` result" in markdown
+    )
 
 
 def test_without_the_gan_arm_the_samples_and_maps_show_the_generator_arm_that_ran(study, tmp_path):
