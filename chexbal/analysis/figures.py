@@ -115,10 +115,12 @@ def _band(ax, series, colour, label: str, style: str) -> None:
     ax.fill_between(series.min().index, series.min(), series.max(), color=colour, alpha=0.15, lw=0)
 
 
-def image_grid(rows: dict[str, list[np.ndarray]], path: Path, title: str = "", colour_bar: str = "") -> Path:
+def image_grid(rows: dict[str, list[np.ndarray]], path: Path, title: str = "", colour_bar: str = "") -> Path | None:
     """Rows of grey images (or RGB overlays), each row labelled by its key; `colour_bar` labels a bar
-    of CAM_MAP (for activation-map overlays)."""
-    width = max(len(images) for images in rows.values())
+    of CAM_MAP (for activation-map overlays). None, and no file, when no row has an image."""
+    width = max((len(images) for images in rows.values()), default=0)
+    if width == 0:  # a tiny plan can ask for no image of any target
+        return None
     fig, axes = plt.subplots(len(rows), width, figsize=(1.3 * width, 1.4 * len(rows)), squeeze=False)
     for r, (label, images) in enumerate(rows.items()):
         for c in range(width):
