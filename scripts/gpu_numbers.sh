@@ -45,18 +45,20 @@ python3 -m chexbal.cli prepare --frac 0.1 --workers "$(nproc)" || exit 1
 sha256sum data/phantom-64/subsets/frac-0.1.csv
 
 left=$((BUDGET - SECONDS - 110)) # keep time for the copies and the report
-pack() {  # the runs without checkpoints (the report can be remade from them), written whole or not at all
-    find runs/phantom-64 ! -name "*.pt" -type f 2>/dev/null | tar czf "$OUT/.runs.tar.gz" -T - && mv "$OUT/.runs.tar.gz" "$OUT/runs.tar.gz"
-    tar czf "$OUT/.gan-and-logs.tar.gz" --exclude=last.pt runs/gan runs/diffusion runs/experiment \
-        data/phantom-64/synthetic/*/provenance.json 2>/dev/null; mv "$OUT/.gan-and-logs.tar.gz" "$OUT/gan-and-logs.tar.gz"
+pack() {  # the runs without checkpoints (the report can be remade from them), written whole or not at all;
+    # $1 names the temporary files, so a tar left running by the stopped packer never shares one with the last pack
+    find runs/phantom-64 ! -name "*.pt" -type f 2>/dev/null | tar czf "$OUT/.runs-$1.tar.gz" -T - && mv "$OUT/.runs-$1.tar.gz" "$OUT/runs.tar.gz"
+    tar czf "$OUT/.logs-$1.tar.gz" --exclude=last.pt runs/gan runs/diffusion runs/experiment \
+        data/phantom-64/synthetic/*/provenance.json 2>/dev/null; mv "$OUT/.logs-$1.tar.gz" "$OUT/gan-and-logs.tar.gz"
 }
 say "experiment $PLAN, ${left}s left for it"
-( while sleep 60; do pack; done ) & packer=$!
+( while sleep 60; do pack running; done ) & packer=$!
 # shellcheck disable=SC2086 # PARALLEL is empty or two words
 timeout -s TERM "$left" python3 -m chexbal.cli experiment "$PLAN" $PARALLEL
 kill "$packer" 2>/dev/null
 say "packing the runs"
-pack
+pack last
+rm -f "$OUT"/.runs-running.tar.gz "$OUT"/.logs-running.tar.gz
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
 say "report of what finished"
 publish=$(python3 -c "import sys, tomllib; print(tomllib.load(open(sys.argv[1], 'rb')).get('publish', ''))" "$PLAN")

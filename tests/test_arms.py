@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -171,7 +170,8 @@ def test_the_second_regimen_gan_arm_takes_only_a_generator_trained_with_seed_1(r
     with pytest.raises(ChexbalError, match="trained with seed 0, --generator regimen-seed1 needs seed 1"):
         generate(0.5, regimen_generator / "generator.pt", generator="regimen-seed1", **kwargs)
     cfg = GanConfig(frac=0.5, steps=2, batch_size=8, checkpoint_every=2, sample_every=2, seed=1, data_dir=str(rare / "data"))
-    second = train_gan(dataclasses.replace(cfg, dataset="rare", run_dir=str(rare / "gan-0.5-seed1")), quiet=True)
+    cfg.dataset, cfg.run_dir = "rare", str(rare / "gan-0.5-seed1")
+    second = train_gan(cfg, quiet=True)
     assert files.sha256(second / "generator.pt") != files.sha256(regimen_generator / "generator.pt")
     second_set = generate(0.5, second / "generator.pt", generator="regimen-seed1", **kwargs)
     assert second_set.name == "frac-0.5-regimen-seed1" and (second_set / "labels.csv").exists()
