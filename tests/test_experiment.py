@@ -50,7 +50,7 @@ def test_the_version_1_plan_is_what_its_publication_ran():
     }
 
 
-@pytest.mark.parametrize("part", ["phantom-1pct.toml", "phantom-1pct-diffusion-regimen.toml"])
+@pytest.mark.parametrize("part", ["phantom-1pct.toml", "phantom-1pct-diffusion-regimen.toml", "phantom-10pct.toml"])
 def test_a_published_part_of_the_phantom_experiment_is_the_same_tasks_so_its_runs_serve_make_experiment(part):
     whole = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
     for task in tasks_of(REPO / "experiments" / part):

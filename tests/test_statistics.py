@@ -6,11 +6,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from chexbal.analysis.evaluate import bootstrap_aucs, confidence_interval, delong, format_p, holm, resample_weights, weighted_aucs
+from chexbal.analysis.results import size_changes, with_holm
 from chexbal.analysis.stats import SeedBootstrap
+from chexbal.analysis.wording import size_line
 
 
 def clustered_case(n_patients=150, seed=0):
@@ -199,3 +202,44 @@ def test_the_adjusted_interval_excludes_zero_exactly_when_the_adjusted_p_is_belo
     assert (excludes_zero == (adjusted["p_holm"] < ALPHA)).all()
     assert 0 < (adjusted["p_holm"] < ALPHA).sum() < len(table)  # both kinds were tested
     assert ((adjusted["adj_high"] - adjusted["adj_low"]) >= 2 * 1.959 * adjusted["se"]).all()  # never narrower than unadjusted
+
+
+def two_regimens(effects, rng, n_seeds=5, n_patients=200):
+    """Comparison rows and bootstrap values of `other` − `none` at 1% and 10%, on one test set: the
+    arm's gain is effects[0] at 1% and effects[1] at 10%."""
+    y, _, _, patients = clustered_case(n_patients, seed=int(rng.integers(1000)))
+    rows, replicates = [], {}
+    for frac, effect in zip((0.01, 0.1), effects):
+        scores = {
+            arm: {s: y * (1.0 + gain + rng.normal(0, 0.15)) + rng.normal(0, 1.2, len(y)) for s in range(n_seeds)}
+            for arm, gain in (("none", 0.0), ("other", effect))
+        }
+        comparison = SeedBootstrap(y, patients, scores, n_boot=300).compare("other", "none")
+        rows.append({"regimen": f"{frac:.0%}", "frac": frac, "class": "Fracture", "arm": "other", "against": "none"})
+        rows[-1] |= {"diff": comparison.diff, "p": comparison.p, "se": comparison.se}
+        replicates[(frac, "Fracture", "other", "none")] = comparison.replicates
+    return size_changes(pd.DataFrame(rows), replicates), replicates
+
+
+def test_a_gain_that_vanishes_with_data_size_is_found_and_worded():
+    changes, _ = two_regimens((0.8, 0.0), np.random.default_rng(3))
+    changes = with_holm(changes)
+    row = changes.iloc[0]
+    assert (row["from"], row["to"]) == ("1%", "10%") and row["diff"] == pytest.approx(row["diff_to"] - row["diff_from"])
+    assert row["diff"] < 0 and row["ci_high"] < 0 and row["verdict"] == "hurts"
+    assert "falls from" in size_line(changes) and "Fracture" in size_line(changes)
+
+
+def test_an_unchanged_gain_rarely_changes_detectably_and_another_test_set_is_left_out():
+    rng = np.random.default_rng(4)
+    detected = [two_regimens((0.4, 0.4), rng, n_patients=120)[0].iloc[0]["p"] < 0.05 for _ in range(30)]
+    assert np.mean(detected) <= 0.15, np.mean(detected)
+    changes, replicates = two_regimens((0.4, 0.4), rng)
+    del replicates[(0.1, "Fracture", "other", "none")]  # as auc_tables does for a regimen on other rows
+    rows = pd.DataFrame(
+        [
+            {"regimen": r, "frac": f, "class": "Fracture", "arm": "other", "against": "none"}
+            for r, f in (("1%", 0.01), ("10%", 0.1))
+        ]
+    )
+    assert size_changes(rows.assign(diff=0.0, p=1.0, se=0.0), replicates).empty

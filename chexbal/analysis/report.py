@@ -22,6 +22,7 @@ import pandas as pd
 from chexbal import __version__, files
 from chexbal.analysis import figures
 from chexbal.analysis.localisation import pointing_grid, pointing_table
+from chexbal.analysis.paper import beside_paper
 from chexbal.analysis.render import to_html, to_markdown
 from chexbal.analysis.results import (
     ARM_OF,
@@ -35,6 +36,7 @@ from chexbal.analysis.results import (
     per_seed_tests,
     provenance_table,
     read_predictions,
+    size_changes,
     table1,
     validation_positives,
     with_holm,
@@ -44,9 +46,12 @@ from chexbal.analysis.wording import (
     auc_grid,
     comparisons_table,
     generators_side_by_side,
+    paper_line,
     quality_verdicts,
     rows_seen,
     seeds_note,
+    size_line,
+    size_table,
 )
 from chexbal.classify import classifier
 from chexbal.classify.arms import GENERATED, arm_order
@@ -168,17 +173,21 @@ def report(
     fracs = sorted(set(prepared_fracs(folder)) | {f for f, _ in runs})
     attrs = settings(folder)
     predictions = read_predictions(runs, fracs)
-    all_aucs, all_comparisons = auc_tables(runs, predictions, folder, PATHOLOGIES, n_boot)
+    all_aucs, all_comparisons, replicates = auc_tables(runs, predictions, folder, PATHOLOGIES, n_boot)
     # Two families of comparisons, each Holm-corrected on its own: Table 2's (the targets, against
     # none and oversample) and the appendix's (all 14 classes, against none).
     aucs = all_aucs[all_aucs["class"].isin(TARGETS)] if len(all_aucs) else all_aucs
     comparisons = with_holm(all_comparisons[all_comparisons["class"].isin(TARGETS)])
     appendix = with_holm(all_comparisons[all_comparisons["against"] == "none"])
+    changes = size_changes(comparisons, replicates)  # a third family: each Δ's change with data size
+    changes = with_holm(changes) if len(changes) else changes
     generators = generators_table(folder, fracs)
-    blocks = answer_blocks(dataset, aucs, comparisons, generators, attrs, out)
+    blocks = answer_blocks(dataset, aucs, (comparisons, changes), generators, attrs, out)
     blocks += table_blocks(folder, fracs, runs, (aucs, comparisons), generators)
+    blocks += size_and_paper_blocks(aucs, changes, attrs.get("source") == "phantom")
     write_atomic(out / "table2.csv", aucs.to_csv(index=False))
     write_atomic(out / "comparisons.csv", comparisons.to_csv(index=False))
+    write_atomic(out / "against-data-size.csv", changes.to_csv(index=False))
     blocks += figure_sections(folder, runs, fracs, out)
     blocks += gan_quality_blocks(Path(runs_root) / dataset, comparisons)
     if not aucs.empty:
@@ -189,7 +198,8 @@ def report(
     return out
 
 
-def answer_blocks(dataset: str, aucs, comparisons, generators, attrs: dict, out: Path) -> list:
+def answer_blocks(dataset: str, aucs, results: tuple, generators, attrs: dict, out: Path) -> list:
+    comparisons, changes = results
     phantom = attrs.get("source") == "phantom"
     blocks = [("h1", f"chexbal report: {dataset}")]
     if phantom:
@@ -204,7 +214,7 @@ def answer_blocks(dataset: str, aucs, comparisons, generators, attrs: dict, out:
     if aucs.empty:
         blocks.append(("p", "No finished classifier runs: train some with `chexbal train` or `chexbal sweep`."))
     else:
-        blocks += [("p", line) for line in answer(aucs, comparisons, generators, phantom)]
+        blocks += [("p", line) for line in answer(aucs, comparisons, generators, phantom, changes)]
         blocks += figure_blocks(aucs, comparisons, out)
     return blocks
 
@@ -231,6 +241,25 @@ def table_blocks(folder: Path, fracs: list[float], runs: Runs, results: tuple, g
     untrained = [f"{f:.0%}" for f in fracs if not any(frac == f for frac, _ in runs)]
     if untrained:
         blocks.append(("p", f"Regimens prepared but with no finished run (gap): {', '.join(untrained)}."))
+    return blocks
+
+
+def size_and_paper_blocks(aucs: pd.DataFrame, changes: pd.DataFrame, phantom: bool) -> list:
+    """Whether each Δ changes between the smallest and the largest regimen, and `none` beside the paper."""
+    blocks = []
+    if len(changes):
+        blocks += [
+            ("h2", "Against data size: each Δ at the smallest and the largest regimen"),
+            ("table", size_table(changes)),
+            ("p", size_line(changes)),
+        ]
+    beside = beside_paper(aucs) if len(aucs) else pd.DataFrame()
+    if len(beside):
+        blocks += [
+            ("h2", "Beside the paper (Sundaram & Hulkund 2021, Table 2, CheXpert)"),
+            ("table", beside),
+            ("p", paper_line(beside, phantom)),
+        ]
     return blocks
 
 

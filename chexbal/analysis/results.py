@@ -12,9 +12,9 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
 from chexbal import files
-from chexbal.analysis.evaluate import delong, format_p, holm
+from chexbal.analysis.evaluate import confidence_interval, delong, format_p, holm
 from chexbal.analysis.oracle import oracle_ceiling, read_signs
-from chexbal.analysis.stats import SeedBootstrap
+from chexbal.analysis.stats import SeedBootstrap, wald_p
 from chexbal.classify.arms import GENERATED, IMPORTED, arm_order, is_arm
 from chexbal.data.dataset import read_index, training_rows
 from chexbal.data.labels import TARGETS
@@ -155,19 +155,26 @@ def read_predictions(runs: Runs, fracs: list[float]) -> Predictions:
     }
 
 
+Replicates = dict[tuple[float, str, str, str], np.ndarray]  # (frac, class, arm, against) -> Δ's bootstrap values
+
+
 def auc_tables(
     runs: Runs, predictions: Predictions, folder: Path, classes, n_boot: int = 1000
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, Replicates]:
     """Per regimen, class and arm: mean test AUC over seeds with its interval, the same on test rows
     whose label is certain, and per seed. Then every comparison (arm against none; generators and
-    real-extra also against oversample), paired by seed, with raw p (Holm comes later, per table)."""
+    real-extra also against oversample), paired by seed, with raw p (Holm comes later, per table),
+    and the bootstrap values of each comparison made on the first regimen's test set (for
+    `size_changes`: regimens tested on the same rows share their patient resamples)."""
     raw = pd.read_csv(folder / "raw-labels.csv").set_index("index") if (folder / "raw-labels.csv").exists() else None
-    aucs, comparisons = [], []
+    aucs, comparisons, replicates, test_set = [], [], {}, None
     for frac, by_arm in predictions.items():
         if not by_arm:
             continue
         first = next(iter(next(iter(by_arm.values())).values()))
         order, patients = first.index, first["patient"].to_numpy()
+        test_set = order if test_set is None else test_set
+        shared = replicates if order.equals(test_set) else {}
         epochs = {arm: _epochs(runs[(frac, arm)]) for arm in by_arm}
         for name in classes:
             y = first.loc[order, f"label/{name}"].to_numpy()
@@ -183,9 +190,9 @@ def auc_tables(
                 result = boot.arm(arm)
                 certain_auc = np.mean([roc_auc_score(y[certain], v[certain]) for v in scores[arm].values()])
                 aucs.append(_auc_row(where, arm, epochs[arm], result, certain_auc))
-                comparisons += _comparison_rows(where, arm, boot)
+                comparisons += _comparison_rows(where, arm, boot, shared)
     columns = ["regimen", "frac", "class", "arm", "against", "seeds", "diff", "ci_low", "ci_high", "p", "se"]
-    return pd.DataFrame(aucs), pd.DataFrame(comparisons, columns=columns)
+    return pd.DataFrame(aucs), pd.DataFrame(comparisons, columns=columns), replicates
 
 
 def _epochs(seeds: dict[int, Path]) -> str:
@@ -207,14 +214,16 @@ def _auc_row(where: dict, arm: str, epochs: str, result, certain_auc: float) -> 
     }
 
 
-def _comparison_rows(where: dict, arm: str, boot: SeedBootstrap) -> list[dict]:
-    """The arm against none, and a generator or real-extra also against oversample."""
+def _comparison_rows(where: dict, arm: str, boot: SeedBootstrap, replicates: Replicates) -> list[dict]:
+    """The arm against none, and a generator or real-extra also against oversample (their bootstrap
+    values go into `replicates`)."""
     rows = []
     for reference in ("none", "oversample"):
         if arm == reference or (reference == "oversample" and arm not in AGAINST_OVERSAMPLE and not arm.startswith(IMPORTED)):
             continue
         comparison = boot.compare(arm, reference)
         if comparison is not None:
+            replicates[(where["frac"], where["class"], arm, reference)] = comparison.replicates
             rows.append(
                 {
                     **where,
@@ -229,6 +238,40 @@ def _comparison_rows(where: dict, arm: str, boot: SeedBootstrap) -> list[dict]:
                 }
             )
     return rows
+
+
+def size_changes(comparisons: pd.DataFrame, replicates: Replicates) -> pd.DataFrame:
+    """Each comparison made at two regimens or more: its Δ at the smallest and at the largest, and the
+    change between them with its bootstrap interval and Wald p (Holm comes later, per table). Both
+    regimens' Δs were bootstrapped on the same resamples of the same test patients, so the change's
+    bootstrap values are the difference of theirs. A regimen tested on other rows is left out."""
+    rows = []
+    for (name, arm, against), group in comparisons.groupby(["class", "arm", "against"], sort=False):
+        group = group[[(f, name, arm, against) in replicates for f in group["frac"]]]
+        if group["frac"].nunique() < 2:
+            continue
+        small, large = (group.sort_values("frac").iloc[i] for i in (0, -1))
+        values = replicates[(large["frac"], name, arm, against)] - replicates[(small["frac"], name, arm, against)]
+        change, se = float(large["diff"] - small["diff"]), float(np.std(values))
+        low, high = confidence_interval(values)
+        rows.append(
+            {
+                "class": name,
+                "arm": arm,
+                "against": against,
+                "from": small["regimen"],
+                "to": large["regimen"],
+                "diff_from": small["diff"],
+                "diff_to": large["diff"],
+                "diff": change,
+                "ci_low": low,
+                "ci_high": high,
+                "p": wald_p(change, se),
+                "se": se,
+            }
+        )
+    columns = ["class", "arm", "against", "from", "to", "diff_from", "diff_to", "diff", "ci_low", "ci_high", "p", "se"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def per_seed_tests(predictions: Predictions, classes) -> pd.DataFrame:

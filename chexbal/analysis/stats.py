@@ -37,6 +37,7 @@ class Comparison:
     ci: tuple[float, float]  # percentile interval, unadjusted
     p: float  # Wald: diff over se
     se: float  # the bootstrap standard error of diff
+    replicates: np.ndarray  # diff's bootstrap values: regimens on one test set share its resamples
 
 
 class SeedBootstrap:
@@ -76,7 +77,7 @@ class SeedBootstrap:
         diffs = self._seed_mean(np.array([self.boot[arm][s] - self.boot[reference][s] for s in seeds]))
         mean = float(np.mean(list(per_seed.values())))
         se = float(np.std(diffs))
-        return Comparison(seeds, per_seed, mean, confidence_interval(diffs), wald_p(mean, se), se)
+        return Comparison(seeds, per_seed, mean, confidence_interval(diffs), wald_p(mean, se), se, diffs)
 
 
 def wald_p(estimate: float, se: float) -> float:

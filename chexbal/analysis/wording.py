@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 
 from chexbal.analysis.evaluate import format_p
+from chexbal.analysis.paper import CALIBRATION_BAND, PAPER_ARMS  # PAPER_ARMS: always shown in Table 2
 from chexbal.classify.arms import arm_order
 from chexbal.data.labels import TARGETS
 
 GAP = "— (not run)"
-PAPER_ARMS = ("none", "standard", "gan")  # always shown in Table 2; other arms where they ran
 WORDS = {"helps": "better", "hurts": "worse", "no detectable difference": "no detectable difference"}
 
 
@@ -71,9 +71,11 @@ def comparisons_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     return shown[[*columns, "verdict"]]
 
 
-def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFrame, phantom: bool) -> list[str]:
+def answer(
+    aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFrame, phantom: bool, changes: pd.DataFrame | None = None
+) -> list[str]:
     """The report's conclusions, worded from the numbers: a claim only where the Holm-adjusted p
-    across seeds is below 0.05."""
+    across seeds is below 0.05; `changes` (results.size_changes, Holm-adjusted) adds the data-size line."""
     lines = []
     if comparisons.empty:
         lines.append("Only one arm has finished runs: nothing to compare yet.")
@@ -117,6 +119,8 @@ def answer(aucs: pd.DataFrame, comparisons: pd.DataFrame, generators: pd.DataFra
             f"At {g['regimen']}, `{g['arm']}` used a generator trained on regimen {g['generator trained on regimen']} "
             f"({rows}; validation patients excluded: {g['validation patients excluded']})."
         )
+    if changes is not None and len(changes):
+        lines.append(size_line(changes))
     lines.append(
         "Intervals: 95%, resampling training seeds, then test patients (stratified by whether a patient has "
         "a positive image). p: two-sided, the mean paired difference over its bootstrap standard error; Holm-Bonferroni over "
@@ -146,6 +150,59 @@ def gan_lines(regimen: str, comparisons: pd.DataFrame) -> list[str]:
             ]
             lines.append(f"At {regimen}, `{arm}` ({label}) against `oversample`: " + "; ".join(cells) + ".")
     return lines
+
+
+CHANGE_WORDS = {"helps": "rises", "hurts": "falls", "no detectable difference": "no detectable change"}
+
+
+def size_table(changes: pd.DataFrame) -> pd.DataFrame:
+    """Each comparison at its smallest and largest regimen, and the change between, Holm-adjusted."""
+    interval = lambda d, lo, hi: f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"  # noqa: E731
+    return pd.DataFrame(
+        {
+            "class": changes["class"],
+            "comparison": [f"{a} − {b}" for a, b in zip(changes["arm"], changes["against"])],
+            "from": [f"{r}: {d:+.3f}" for r, d in zip(changes["from"], changes["diff_from"])],
+            "to": [f"{r}: {d:+.3f}" for r, d in zip(changes["to"], changes["diff_to"])],
+            "change [Holm-adjusted CI]": list(map(interval, changes["diff"], changes["adj_low"], changes["adj_high"])),
+            "p Holm": changes["p_holm"].map(format_p),
+            "verdict": changes["verdict"].map(CHANGE_WORDS),
+        }
+    )
+
+
+def size_line(changes: pd.DataFrame) -> str:
+    """The paper's claim that the gain shrinks with data size, worded from the changes' verdicts."""
+    spans = sorted({f"{a} to {b}" for a, b in zip(changes["from"], changes["to"])})
+    found = changes[changes["verdict"] != "no detectable difference"]
+    claims = [
+        f"`{r['arm']}` − `{r['against']}` on {r['class']} {CHANGE_WORDS[r['verdict']]} from {r['diff_from']:+.3f} to "
+        f"{r['diff_to']:+.3f} ({r['diff']:+.3f} [{r['adj_low']:+.3f}, {r['adj_high']:+.3f}], p {format_p(r['p_holm'])})"
+        for _, r in found.iterrows()
+    ]
+    head = f"Against data size ({', '.join(spans)}; Holm over the {len(changes)} changes): "
+    if not claims:
+        return (
+            head
+            + "no comparison's Δ changes detectably with data size, so these runs neither show nor rule out a gain that shrinks."
+        )
+    return head + "; ".join(claims) + ". Every other Δ: no detectable change."
+
+
+def paper_line(beside: pd.DataFrame, phantom: bool) -> str:
+    """How near `none` lands to the paper's no-augmentation AUC: the phantom's calibration target, or
+    on CheXpert the first check of a reproduction."""
+    near = beside[f"within ±{CALIBRATION_BAND}"] == "yes"
+    role = "the benchmark's calibration target, docs/phantom.md" if phantom else "the first check of a reproduction"
+    line = (
+        f"`none` lands within ±{CALIBRATION_BAND} of the paper's no-augmentation AUC on {near.sum()} of {len(beside)} "
+        f"(regimen, target) pairs ({role})"
+    )
+    if (~near).any():
+        line += "; off: " + ", ".join(
+            f"{r['class']} at {r['regimen']} ({r['here − paper']})" for _, r in beside[~near].iterrows()
+        )
+    return line + ". The paper's gains come from its own GAN on CheXpert, ours from this plan's `gan` arm."
 
 
 def shift_words(shift: dict | None) -> str:
