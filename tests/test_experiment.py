@@ -314,3 +314,16 @@ def test_slurm_waves_through_submitits_local_executor(tiny, tmp_path, monkeypatc
     left = experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor))
     assert left == [] and len(results(tmp_path)) == 2
     assert experiment(plan, Options(launcher="slurm", estimate=False, slurm_executor=executor)) == []
+
+
+def test_a_training_counts_as_done_only_for_the_plans_epochs(tmp_path, monkeypatch):
+    """Run folders do not name their epochs, so a 5-epoch run must not stand in for a 10-epoch task."""
+    monkeypatch.chdir(tmp_path)
+    task = next(t for t in tasks_of(REPO / "experiments" / "phantom-10pct.toml") if t.name == "train 0.1 none seed 0")
+    assert not task.done()
+    run = task.output.parent / "lr0.001-bs32-adam-seed0"
+    run.mkdir(parents=True)
+    task.output.write_text(json.dumps({"selected": {"run": str(run)}}))
+    for epochs, done in ((task.epochs + 5, False), (task.epochs, True)):
+        (run / "config.json").write_text(json.dumps({"epochs": epochs}))
+        assert task.done() is done

@@ -35,16 +35,27 @@ class Task:
     work: float  # in the kind's unit: images to render, GAN steps, images to generate, training images x epochs
     needs: tuple[str, ...] = ()
     steps: int | None = None  # a generator's training: finished when its generator.json records these steps
+    epochs: int | None = None  # a classifier's training: finished when its selected run trained these epochs
 
     def done(self) -> bool:
-        if self.steps is None or not self.output.exists():
-            return self.output.exists()
-        return json.loads(self.output.read_text()).get("steps") == self.steps
+        if not self.output.exists():
+            return False
+        if self.steps is not None:
+            return json.loads(self.output.read_text()).get("steps") == self.steps
+        if self.epochs is not None:  # run folders do not name their epochs: a shorter run must not count
+            return selected_epochs(self.output) == self.epochs
+        return True
 
     def argv(self) -> list[str]:
         """The command line; a generator's training that was started resumes."""
         started = self.steps is not None and (self.output.parent / "last.pt").exists()
         return [*CHEXBAL, *self.command, *(["--resume"] if started else [])]
+
+
+def selected_epochs(selection: Path) -> int | None:
+    """The epochs of the run a selection file picked, found beside it as the report finds it (None if gone)."""
+    config = selection.parent / Path(json.loads(selection.read_text())["selected"]["run"]).name / "config.json"
+    return json.loads(config.read_text()).get("epochs") if config.exists() else None
 
 
 def plan_tasks(plan: Plan, sizes: dict[float, tuple[int, int]]) -> list[Task]:
@@ -178,7 +189,8 @@ def classifier_task(plan: Plan, regimen: Regimen, arm: str, seed: int, sizes) ->
     extra = 0.45 * sizes[frac][0] if arm in (*GENERATED, "oversample", "real-extra") else 0  # about the plan's share
     points = 18 if plan.training.get("grid") else 1
     work = points * regimen.epochs * (sizes[frac][0] + extra)
-    return Task(f"train {frac:g} {arm} seed {seed}", command, selection_path(cfg), "train", work, tuple(needs))
+    name = f"train {frac:g} {arm} seed {seed}"
+    return Task(name, command, selection_path(cfg), "train", work, tuple(needs), epochs=regimen.epochs)
 
 
 def gan_eval_tasks(plan: Plan, sizes) -> list[Task]:
