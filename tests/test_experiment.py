@@ -325,5 +325,5 @@ def test_a_training_counts_as_done_only_for_the_plans_epochs(tmp_path, monkeypat
     run.mkdir(parents=True)
     task.output.write_text(json.dumps({"selected": {"run": str(run)}}))
     for epochs, done in ((task.epochs + 5, False), (task.epochs, True)):
-        (run / "config.json").write_text(json.dumps({"epochs": epochs}))
+        (run / "metrics.json").write_text(json.dumps({"epochs": epochs}))
         assert task.done() is done

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from chexbal import files
 from chexbal.classify import train as train_module
 from chexbal.classify.classifier import to_input
+from chexbal.classify.sweep import sweep
 from chexbal.classify.train import TrainConfig, train
 from chexbal.classify.training_set import load_data
 from chexbal.cli import app
@@ -80,6 +81,21 @@ def test_resume_gives_the_same_final_metrics(planted, monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_finished_run_extended_to_more_epochs_is_the_longer_run_and_keeps_the_shorter_ones_scores(planted, tmp_path):
+    whole = train(config(planted, run_dir=str(tmp_path / "two-epochs"), epochs=2), quiet=True)
+    run = tmp_path / "extended"
+    short = config(planted, run_dir=str(run), epochs=1)
+    train(short, quiet=True)
+    sweep([dataclasses.replace(short, epochs=2)], workers=1)  # what `chexbal experiment` runs
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (whole, run))
+    assert b["epochs"] == 2 and a["test"]["auc"] == pytest.approx(b["test"]["auc"], abs=1e-6, nan_ok=True)
+    assert json.loads((run / "metrics-epochs1.json").read_text())["epochs"] == 1
+    assert (run / "test-predictions-epochs1.csv").exists() and files.read_json(run / "config.json")["epochs"] == 2
+    with pytest.raises(ChexbalError, match=r"other settings \(epochs\)"):
+        sweep([short], workers=1)  # a longer run is never cut short or reported as a shorter one
+
+
+@pytest.mark.slow
 def test_flips_happen_in_standard_only(planted, monkeypatch):
     seen = []
     real = train_module.to_input
@@ -137,7 +153,7 @@ def test_bad_options_are_one_line(planted, tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_keeps_a_pick_per_seed_skips_finished_runs_and_refuses_other_settings(planted, monkeypatch, tmp_path):
+def test_sweep_keeps_a_pick_per_seed_and_skips_finished_runs(planted, monkeypatch, tmp_path):
     from chexbal.classify import sweep as sweep_module
 
     monkeypatch.chdir(tmp_path)  # default run folders land under ./runs
@@ -154,9 +170,6 @@ def test_sweep_keeps_a_pick_per_seed_skips_finished_runs_and_refuses_other_setti
     monkeypatch.setattr(sweep_module, "train", lambda *a, **k: calls.append(a))
     sweep_module.sweep(configs)
     assert calls == [], "a finished run was trained again"
-    longer = sweep_module.grid(dataclasses.replace(base, epochs=2), lrs=[1e-3], batch_sizes=[16], optimizers=["adam"])
-    with pytest.raises(ChexbalError, match=r"holds a finished run with other settings \(epochs\)"):
-        sweep_module.sweep(longer)
 
 
 @pytest.mark.slow

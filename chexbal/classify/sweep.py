@@ -67,12 +67,16 @@ def sweep(
 
 def finished(cfg: TrainConfig) -> bool:
     """Whether the run folder holds a finished run of exactly these settings; one of other settings is
-    refused, so a sweep never reports runs it was not asked for."""
+    refused, so a sweep never reports runs it was not asked for. A run of the same settings that
+    trained fewer epochs is not finished: `run_one` extends it (`train.keep_shorter_run`)."""
     run_dir = Path(cfg.run_dir)
     if not (run_dir / "metrics.json").exists():
         return False
     recorded = files.read_json(run_dir / "config.json")
-    differs = [k for k in (*RESUME_KEYS, "epochs") if recorded.get(k) != getattr(cfg, k)]
+    differs = [k for k in RESUME_KEYS if recorded.get(k) != getattr(cfg, k)]
+    if not differs and recorded.get("epochs", cfg.epochs) < cfg.epochs:
+        return False
+    differs += ["epochs"] if recorded.get("epochs") != cfg.epochs else []
     if differs:
         raise ChexbalError(
             f"{run_dir} holds a finished run with other settings ({', '.join(differs)}): delete that folder to train it afresh"

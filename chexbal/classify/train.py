@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -338,11 +339,33 @@ def start_or_resume(run: Run, model, optimizer, resume: bool):
         distributed.barrier(run.step.ranks)
         return 0, float("nan"), pd.DataFrame(), None
     saved = load_for_resume(run.run_dir, run.cfg, RESUME_KEYS, run.step.device)
+    if run.step.ranks.main:
+        keep_shorter_run(run.run_dir, run.cfg.epochs)
+    distributed.barrier(run.step.ranks)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     history = pd.read_csv(run.run_dir / "history.csv") if (run.run_dir / "history.csv").exists() else pd.DataFrame()
     history = history[history["epoch"] <= saved["epoch"]] if len(history) else history
     return saved["epoch"], saved["best_val_auc"], history, saved.get("partial")
+
+
+def keep_shorter_run(run_dir: Path, epochs: int) -> None:
+    """Resuming a finished run with more epochs extends it, and gives what a run of that many epochs
+    from the start gives: the learning rate is constant and each epoch's batch order depends on the
+    seed and the epoch only. The shorter run's scores are kept beside it (metrics-epochs<N>.json,
+    test-predictions-epochs<N>.csv), and moved out of the way first, so an interrupted extension is
+    never taken for a finished one."""
+    config = files.read_json(run_dir / "config.json")
+    recorded = config.get("epochs")
+    if recorded is None or recorded >= epochs:
+        return
+    for name, kept in (
+        ("metrics.json", f"metrics-epochs{recorded}.json"),
+        ("test-predictions.csv", f"test-predictions-epochs{recorded}.csv"),
+    ):
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, run_dir / kept)
+    files.write_atomic(run_dir / "config.json", json.dumps({**config, "epochs": epochs}, indent=2))
 
 
 def write_run_files(run: Run) -> None:

@@ -53,9 +53,10 @@ class Task:
 
 
 def selected_epochs(selection: Path) -> int | None:
-    """The epochs of the run a selection file picked, found beside it as the report finds it (None if gone)."""
-    config = selection.parent / Path(json.loads(selection.read_text())["selected"]["run"]).name / "config.json"
-    return json.loads(config.read_text()).get("epochs") if config.exists() else None
+    """The epochs the run a selection file picked has finished, found beside it as the report finds it
+    (None while it is gone or being extended: its metrics.json is written last)."""
+    metrics = selection.parent / Path(json.loads(selection.read_text())["selected"]["run"]).name / "metrics.json"
+    return json.loads(metrics.read_text()).get("epochs") if metrics.exists() else None
 
 
 def plan_tasks(plan: Plan, sizes: dict[float, tuple[int, int]]) -> list[Task]:
