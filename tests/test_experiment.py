@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chexbal.cli import app
+from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import read_plan
 from chexbal.experiment.run import Options, experiment
 from chexbal.experiment.tasks import plan_tasks
@@ -164,6 +165,23 @@ def test_publishing_only_measures_nothing(tmp_path, monkeypatch, capsys):
     assert "8 to run" in capsys.readouterr().out
 
 
+def test_a_report_that_fails_publishes_nothing_and_leaves_the_old_publication(tmp_path, monkeypatch, capfd):
+    from chexbal.experiment.publish import publish
+
+    monkeypatch.chdir(tmp_path)
+    path = write_plan(tmp_path, make_planted(tmp_path / "CheXpert-v1.0-small", n_patients=20))
+    path.write_text(path.read_text().replace('name = "tiny"\n', 'name = "tiny"\npublish = "published"\n', 1))
+    plan = read_plan(path)
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "report.md").write_text("the last good report")
+    with pytest.raises(ChexbalError, match="the report of tiny failed"):
+        publish(
+            plan, plan_tasks(plan, sizes_for(plan)), tmp_path / "runs" / "experiment" / "tiny", "chexbal experiment plan.toml"
+        )
+    assert "error: no prepared dataset at data/tiny" in capfd.readouterr().err  # the report's own line, from its process
+    assert (tmp_path / "published" / "report.md").read_text() == "the last good report"
+
+
 def test_the_diffusion_arms_train_their_models_with_the_plans_recipe_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_plan(
@@ -284,6 +302,7 @@ def test_a_whole_plan_runs_resumes_and_skips_what_is_done(tiny, tmp_path):
     assert (whole / "runs" / "tiny" / "gan-eval-regimen-1.json").exists()
     first = results(whole)
     assert len(first) == 4  # 2 arms x 2 seeds
+    assert (whole / "reports" / "tiny" / "report.md").exists()  # rendered by `chexbal report` in its own process
     stages = (whole / "runs" / "experiment" / "tiny" / "stages.csv").read_text()
     again = run_plan(whole, plan)
     assert again.wait(timeout=600) == 0 and "0 to run" in again.stdout.read()

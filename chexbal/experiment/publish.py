@@ -6,18 +6,22 @@ never leaves half a publication, and a report that fails leaves the old one as i
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from chexbal.analysis.report import report
+from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import Plan
 from chexbal.experiment.tasks import Task
-from chexbal.provenance import provenance
+from chexbal.provenance import git_commit, provenance
+
+REPORTS = Path("reports")  # `chexbal report`'s default --out
 
 
 def publish(plan: Plan, tasks: list[Task], folder: Path, command: str) -> Path:
-    made = report(name=plan.name, dataset=plan.dataset)
+    made = render_report(plan)
     out = plan.publish
     if out is None:
         return made
@@ -37,11 +41,21 @@ def publish(plan: Plan, tasks: list[Task], folder: Path, command: str) -> Path:
     return out
 
 
+def render_report(plan: Plan) -> Path:
+    """`chexbal report` in a fresh process. A runner that has run for hours holds the code it loaded
+    when it started; the page must be rendered by the code its README names (the commit now)."""
+    command = [sys.executable, "-m", "chexbal.cli", "report", "--name", plan.name, "--dataset", plan.dataset]
+    if subprocess.run(command, check=False).returncode != 0:
+        raise ChexbalError(f"the report of {plan.name} failed (its error is above): nothing was published")
+    return REPORTS / plan.name
+
+
 def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
     times = pd.read_csv(stages) if stages.exists() else pd.DataFrame(columns=["task", "status", "minutes"])
     done = times[times["status"] == "done"].assign(stage=lambda t: t["task"].str.replace(r" seed \d+$", "", regex=True))
     by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
     left = [t.name for t in tasks if not t.done()]
+    git_commit.cache_clear()  # the commit now, which rendered the report, not the one the runner started at
     machine = provenance()
     lines = [
         f"# {plan.name}: how this report was made",
