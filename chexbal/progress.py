@@ -3,15 +3,26 @@ them; progress bars, notices and errors to stderr. One look for progress bars ac
 
 from __future__ import annotations
 
+import math
+import time
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 console = Console(stderr=True)  # progress, notices, errors
 results = Console()  # tables and lists a user may redirect
 
 
 def bar(disable: bool = False) -> Progress:
-    return Progress(
+    return LoggedProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -22,3 +33,37 @@ def bar(disable: bool = False) -> Progress:
         disable=disable,
         transient=False,
     )
+
+
+class LoggedProgress(Progress):
+    """A progress bar that, where stderr is a file (an experiment task's log), prints a line per update
+    instead, at most one per task every EVERY seconds and always the last: rich draws nothing into a
+    file until the work ends, so a log of an hour-long training would stay empty for that hour."""
+
+    EVERY = 30.0
+
+    def __init__(self, *columns, disable: bool = False, **options) -> None:
+        super().__init__(*columns, disable=disable, **options)
+        self.as_lines = not disable and not self.console.is_terminal
+        self.printed_at: dict[TaskID, float] = {}
+
+    def update(self, task_id: TaskID, **changes) -> None:
+        super().update(task_id, **changes)
+        if self.as_lines:
+            self.print_line(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        if self.as_lines:
+            self.print_line(task_id)
+
+    def print_line(self, task_id: TaskID) -> None:
+        task = next(t for t in self.tasks if t.id == task_id)
+        now = time.monotonic()
+        if not task.finished and now - self.printed_at.get(task_id, -math.inf) < self.EVERY:
+            return
+        self.printed_at[task_id] = now
+        minutes, seconds = divmod(int(task.elapsed or 0), 60)
+        done = f"{task.completed:g}/{task.total:g}" if task.total is not None else f"{task.completed:g}"
+        words = [task.description, done, task.fields.get("note", ""), f"({minutes}:{seconds:02d} elapsed)"]
+        self.console.print(" ".join(w for w in words if w), highlight=False)

@@ -19,6 +19,7 @@ from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import read_plan
 from chexbal.experiment.run import Options, experiment
 from chexbal.experiment.tasks import plan_tasks
+from chexbal.progress import bar
 from chexbal.testing import make_planted
 
 REPO = Path(__file__).resolve().parents[1]
@@ -346,3 +347,18 @@ def test_a_training_counts_as_done_only_for_the_plans_epochs(tmp_path, monkeypat
     for epochs, done in ((task.epochs + 5, False), (task.epochs, True)):
         (run / "metrics.json").write_text(json.dumps({"epochs": epochs}))
         assert task.done() is done
+
+
+def test_a_task_log_shows_progress_while_the_work_runs(capsys):
+    """A task's log is a file, where rich draws no bar until the end: lines instead, rate-limited."""
+    with bar() as progress:
+        task = progress.add_task("train none", total=3, note="")
+        for loss in ("0.300", "0.200", "0.100"):
+            progress.update(task, advance=1, note=f"loss {loss}")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("train none 1/3 loss 0.300 (0:00 elapsed)")
+    assert lines[1].startswith("train none 3/3 loss 0.100")  # the last always; 2/3 came too soon
+    assert not any("2/3" in line for line in lines)
+    with bar(disable=True) as quiet:
+        quiet.update(quiet.add_task("train none", total=1, note=""), advance=1)
+    assert capsys.readouterr().err == ""
