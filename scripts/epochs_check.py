@@ -22,9 +22,10 @@ TARGETS = ("Lung Lesion", "Pleural Other", "Fracture")
 
 
 def test_aucs(metrics_file: Path) -> tuple[int, dict[str, float]]:
-    """A run's recorded epochs and its test AUC per target class (by name)."""
+    """A run's recorded epochs and its test AUC per target class (by name), and the best epoch (by
+    validation) that scored them under the key "best epoch"."""
     metrics = json.loads(metrics_file.read_text())
-    return metrics["epochs"], {name: metrics["test"]["auc"][name] for name in TARGETS}
+    return metrics["epochs"], {"best epoch": metrics["best_epoch"]} | {name: metrics["test"]["auc"][name] for name in TARGETS}
 
 
 def shorter_and_longer(run: Path) -> tuple[tuple[int, dict], tuple[int, dict]]:
@@ -48,6 +49,9 @@ def main() -> int:
         print(f"error: {first} trained {short} then {long} epochs, {second} {short_b} then {long_b}", file=sys.stderr)
         return 1
     print(f"{second} − {first}, test AUC, {args.run}: at {short} epochs | at {long} epochs | same sign")
+    print(
+        f"{'best epoch':<14} {a_short['best epoch']}, {b_short['best epoch']} | {a_long['best epoch']}, {b_long['best epoch']} |"
+    )
     for name in TARGETS:
         d_short, d_long = b_short[name] - a_short[name], b_long[name] - a_long[name]
         cells = [f"{a[name]:.3f} → {b[name]:.3f} ({b[name] - a[name]:+.3f})" for a, b in ((a_short, b_short), (a_long, b_long))]
