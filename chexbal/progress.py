@@ -42,9 +42,10 @@ class LoggedProgress(Progress):
 
     EVERY = 30.0
 
-    def __init__(self, *columns, disable: bool = False, **options) -> None:
-        super().__init__(*columns, disable=disable, **options)
-        self.as_lines = not disable and not self.console.is_terminal
+    def __init__(self, *columns, console: Console, disable: bool = False, **options) -> None:
+        self.as_lines = not disable and not console.is_terminal
+        # rich's own bar stays off in a file: it would only repeat the last line at the end
+        super().__init__(*columns, console=console, disable=disable or self.as_lines, **options)
         self.printed_at: dict[TaskID, float] = {}
 
     def update(self, task_id: TaskID, **changes) -> None:

@@ -21,14 +21,14 @@ from pathlib import Path
 TARGETS = ("Lung Lesion", "Pleural Other", "Fracture")
 
 
-def test_aucs(metrics_file: Path) -> tuple[int, dict[str, float]]:
-    """A run's recorded epochs and its test AUC per target class (by name), and the best epoch (by
-    validation) that scored them under the key "best epoch"."""
+def test_aucs(metrics_file: Path) -> tuple[int, int, dict[str, float]]:
+    """A run's recorded epochs, the best epoch (by validation) that scored it, and its test AUC per
+    target class (by name)."""
     metrics = json.loads(metrics_file.read_text())
-    return metrics["epochs"], {"best epoch": metrics["best_epoch"]} | {name: metrics["test"]["auc"][name] for name in TARGETS}
+    return metrics["epochs"], metrics["best_epoch"], {name: metrics["test"]["auc"][name] for name in TARGETS}
 
 
-def shorter_and_longer(run: Path) -> tuple[tuple[int, dict], tuple[int, dict]]:
+def shorter_and_longer(run: Path) -> tuple[tuple[int, int, dict], tuple[int, int, dict]]:
     """The run's scores before it was extended (its one metrics-epochs<N>.json) and after."""
     kept = sorted(run.glob("metrics-epochs*.json"))
     if not (run / "metrics.json").exists() or len(kept) != 1:
@@ -43,15 +43,13 @@ def main() -> int:
     parser.add_argument("--run", default="lr0.001-bs32-adam-seed0", help="Run folder name inside each arm")
     args = parser.parse_args()
     first, second = args.arms
-    (short, a_short), (long, a_long) = shorter_and_longer(args.regimen / first / args.run)
-    (short_b, b_short), (long_b, b_long) = shorter_and_longer(args.regimen / second / args.run)
+    (short, a_best_short, a_short), (long, a_best_long, a_long) = shorter_and_longer(args.regimen / first / args.run)
+    (short_b, b_best_short, b_short), (long_b, b_best_long, b_long) = shorter_and_longer(args.regimen / second / args.run)
     if (short, long) != (short_b, long_b):
         print(f"error: {first} trained {short} then {long} epochs, {second} {short_b} then {long_b}", file=sys.stderr)
         return 1
     print(f"{second} − {first}, test AUC, {args.run}: at {short} epochs | at {long} epochs | same sign")
-    print(
-        f"{'best epoch':<14} {a_short['best epoch']}, {b_short['best epoch']} | {a_long['best epoch']}, {b_long['best epoch']} |"
-    )
+    print(f"{'best epoch':<14} {a_best_short}, {b_best_short} | {a_best_long}, {b_best_long} |")
     for name in TARGETS:
         d_short, d_long = b_short[name] - a_short[name], b_long[name] - a_long[name]
         cells = [f"{a[name]:.3f} → {b[name]:.3f} ({b[name] - a[name]:+.3f})" for a, b in ((a_short, b_short), (a_long, b_long))]
