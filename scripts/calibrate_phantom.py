@@ -2,14 +2,15 @@
 
     .venv/bin/python scripts/calibrate_phantom.py --name v2a --fracs 0.01 --seeds 0 1 2 \
         [--shown "Lung Lesion=0.78,0.4,0.002"] [--contrast "Pleural Other=0.85"] \
-        [--faint "Lung Lesion=0.22,0.3"] [--parallel 2]
+        [--faint "Lung Lesion=0.22,0.3"] [--parallel 2] [--amp off]
 
 A variant overrides `phantom.SHOWN` (the label-noise model), `phantom.CONTRAST` (each target's
 conspicuity) and `phantom.FAINT` (the share of faint signs) in this process, prepares
 data/calib-<name>/ with them (rendered here, so the override holds), and trains `none` with the experiment's protocol (64 px, Adam, lr 1e-3, batch 32, split seed
-0; 10 epochs at 1%, 5 at 10%), `--parallel` single-thread processes at a time. Each finished run
+0; each regimen's epochs as experiments/phantom.toml sets them), `--parallel` single-thread processes at a time. Each finished run
 appends a row to docs/phantom-calibration.csv: the settings, the test AUC per class against the
-labels, against the drawn signs, and the oracle ceiling. Resumable: a logged run is skipped, an
+labels, against the drawn signs, the oracle ceiling, and the precision and machine it trained on
+(bf16 autocast and fp32 runs of the same settings differ at 10%: docs/phantom.md). Resumable: a logged run is skipped, an
 interrupted one resumes.
 """
 
@@ -30,9 +31,11 @@ from chexbal.data.dataset import read_subset
 from chexbal.data.labels import PATHOLOGIES, TARGETS
 from chexbal.data.prepare import prepare
 from chexbal.data.sources import phantom
+from chexbal.experiment.plan import read_plan
 
 LOG = Path("docs/phantom-calibration.csv")
-EPOCHS = {0.01: 10, 0.1: 5}
+# The calibration targets the experiment's protocol, so it trains each data size as long as the plan does.
+EPOCHS = {regimen.frac: regimen.epochs for regimen in read_plan(Path("experiments/phantom.toml")).regimens}
 PROTOCOL = ["--aug", "none", "--lr", "0.001", "--batch-size", "32", "--optimizer", "adam", "--split-seed", "0"]
 
 
@@ -55,7 +58,7 @@ def main() -> None:
     while jobs or running:
         while jobs and len(running) < args.parallel:
             frac, seed = jobs.pop(0)
-            running.append((launch(dataset, frac, seed, args.epochs), frac, seed, time.time()))
+            running.append((launch(dataset, frac, seed, args.epochs, args.amp), frac, seed, time.time()))
         time.sleep(5)
         for job in [j for j in running if j[0].poll() is not None]:
             running.remove(job)
@@ -74,11 +77,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--name", required=True)
     parser.add_argument("--fracs", type=float, nargs="+", default=[0.01])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, help="default: 10 at 1%%, 5 at 10%% (the experiment's)")
+    parser.add_argument("--epochs", type=int, help="default: the experiment's (experiments/phantom.toml)")
     parser.add_argument("--shown", action="append", default=[], help="FINDING=P_POSITIVE,P_UNCERTAIN,P_NEGATIVE")
     parser.add_argument("--contrast", action="append", default=[], help="TARGET=MULTIPLIER")
     parser.add_argument("--faint", action="append", default=[], help="TARGET=SHARE,FACTOR: faint signs")
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="train's --amp (bf16 autocast)")
     return parser.parse_args()
 
 
@@ -98,11 +102,11 @@ def run_dir(dataset: str, frac: float, seed: int) -> Path:
     return Path("runs") / "calibration" / dataset / f"frac-{frac:g}" / f"seed{seed}"
 
 
-def launch(dataset: str, frac: float, seed: int, epochs: int | None) -> subprocess.Popen:
+def launch(dataset: str, frac: float, seed: int, epochs: int | None, amp: str) -> subprocess.Popen:
     where = run_dir(dataset, frac, seed)
     where.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "chexbal.cli", "train", "--dataset", dataset, "--frac", f"{frac:g}", *PROTOCOL]
-    command += ["--seed", str(seed), "--epochs", str(epochs or EPOCHS[frac]), "--run-dir", str(where)]
+    command += ["--seed", str(seed), "--epochs", str(epochs or EPOCHS[frac]), "--amp", amp, "--run-dir", str(where)]
     if (where / "last.pt").exists():
         command.append("--resume")
     log = open(where / "log.txt", "a")  # noqa: SIM115 (the child writes it until it ends)
@@ -119,6 +123,7 @@ def logged(name: str, frac: float, seed: int) -> bool:
 def record(name: str, settings: dict, folder: Path, frac: float, seed: int, seconds: float) -> dict:
     where = run_dir(folder.name, frac, seed)
     metrics = json.loads((where / "metrics.json").read_text())
+    config = json.loads((where / "config.json").read_text())
     predictions = pd.read_csv(where / "test-predictions.csv")
     signs = read_signs(folder)
     test = read_subset(folder, frac).query("split == 'test'")
@@ -131,6 +136,8 @@ def record(name: str, settings: dict, folder: Path, frac: float, seed: int, seco
     row["mean14"] = round(metrics["test"]["mean_auc"], 4)
     row["others"] = json.dumps({n: round(metrics["test"]["auc"][n], 3) for n in PATHOLOGIES if n not in TARGETS})
     row["minutes"] = round(seconds / 60, 1)
+    row["precision"] = "bf16" if config["amp_enabled"] else "fp32"
+    row["machine"] = config["provenance"]["machine"]
     row["settings"] = json.dumps(
         {
             "shown": {t: settings["shown"][t] for t in TARGETS},
