@@ -2,10 +2,10 @@
 
     .venv/bin/python scripts/calibrate_phantom.py --name v2a --fracs 0.01 --seeds 0 1 2 \
         [--shown "Lung Lesion=0.78,0.4,0.002"] [--contrast "Pleural Other=0.85"] \
-        [--faint "Lung Lesion=0.22,0.3"] [--parallel 2] [--amp off]
+        [--faint "Lung Lesion=0.22,0.3"] [--gap-follows-strength] [--parallel 2] [--amp off]
 
 A variant overrides `phantom.SHOWN` (the label-noise model), `phantom.CONTRAST` (each target's
-conspicuity) and `phantom.FAINT` (the share of faint signs) in this process, prepares
+conspicuity), `phantom.FAINT` (the share of faint signs) and `phantom.GAP_FOLLOWS_STRENGTH` in this process, prepares
 data/calib-<name>/ with them (rendered here, so the override holds), and trains `none` with the experiment's protocol (64 px, Adam, lr 1e-3, batch 32, split seed
 0; each regimen's epochs as experiments/phantom.toml sets them), `--parallel` single-thread processes at a time. Each finished run
 appends a row to docs/phantom-calibration.csv: the settings, the test AUC per class against the
@@ -42,11 +42,13 @@ PROTOCOL = ["--aug", "none", "--lr", "0.001", "--batch-size", "32", "--optimizer
 def main() -> None:
     args = parse_args()
     apply_overrides(args.shown, args.contrast, args.faint)
+    phantom.GAP_FOLLOWS_STRENGTH = phantom.GAP_FOLLOWS_STRENGTH or args.gap_follows_strength
     dataset = f"calib-{args.name}"
     settings = {
         "shown": phantom.SHOWN,
         "contrast": phantom.CONTRAST,
         "faint": phantom.FAINT,
+        "gap_follows_strength": phantom.GAP_FOLLOWS_STRENGTH,
         "renderer_version": phantom.RENDERER_VERSION,
     }
     folder = Path("data") / dataset
@@ -81,6 +83,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--shown", action="append", default=[], help="FINDING=P_POSITIVE,P_UNCERTAIN,P_NEGATIVE")
     parser.add_argument("--contrast", action="append", default=[], help="TARGET=MULTIPLIER")
     parser.add_argument("--faint", action="append", default=[], help="TARGET=SHARE,FACTOR: faint signs")
+    parser.add_argument("--gap-follows-strength", action="store_true", help="a fracture's rib gap as deep as its sign")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="train's --amp (bf16 autocast)")
     return parser.parse_args()
@@ -143,6 +146,7 @@ def record(name: str, settings: dict, folder: Path, frac: float, seed: int, seco
             "shown": {t: settings["shown"][t] for t in TARGETS},
             "contrast": settings["contrast"],
             "faint": settings["faint"],
+            "gap_follows_strength": settings["gap_follows_strength"],
         }
     )
     table = pd.concat([pd.read_csv(LOG), pd.DataFrame([row])]) if LOG.exists() else pd.DataFrame([row])

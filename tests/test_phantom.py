@@ -148,3 +148,15 @@ def test_a_faint_share_draws_that_share_of_signs_at_the_faint_strength(monkeypat
     assert set(np.round(ratio, 6)) == {0.3, 1.0}
     assert abs((ratio < 1).mean() - 0.25) <= 4 * np.sqrt(0.25 * 0.75 / len(paths))
     assert all(m["place"] == c["place"] for m, c in zip(mixed, clear))
+
+
+def test_a_fracture_gap_as_deep_as_its_sign_leaves_clear_fractures_as_they_were(monkeypatch):
+    """GAP_FOLLOWS_STRENGTH (calibration round r11) keeps every clear fracture's pixels, and keeps
+    more of the broken rib (brighter, nowhere darker) where the fracture is uncertain."""
+    monkeypatch.setitem(phantom.SHOWN, "Fracture", (1.0, 1.0, 0.0))
+    paths = [PATH.replace("00001", f"{k:05d}") for k in range(6)]
+    before = {value: [phantom.render(p, labels(Fracture=value), 64, 0).astype(int) for p in paths] for value in (1, -1)}
+    monkeypatch.setattr(phantom, "GAP_FOLLOWS_STRENGTH", True)
+    after = {value: [phantom.render(p, labels(Fracture=value), 64, 0).astype(int) for p in paths] for value in (1, -1)}
+    assert all(np.array_equal(a, b) for a, b in zip(before[1], after[1]))
+    assert all((b >= a).all() and (b > a).any() for a, b in zip(before[-1], after[-1]))

@@ -35,6 +35,7 @@ from chexbal.errors import ChexbalError
 
 RENDERER_VERSION = 3  # recorded in every phantom store; a store drawn by another version is refused
 UNCERTAIN_STRENGTH = 0.5
+JITTER = (0.75, 1.25)  # a shown sign's strength varies by this factor from row to row
 
 # The label-noise model, standing in for the report labeller's errors: the chance that a row shows a
 # finding's sign given its raw label (positive, uncertain, negative or blank). A perfect detector of
@@ -50,6 +51,11 @@ SHOWN: dict[str, tuple[float, float, float]] = {
 # How conspicuous each target's sign is (1 = renderer version 1's contrast): with the noise, the
 # slope of its learning curve.
 CONTRAST = {"Lung Lesion": 2.15, "Pleural Other": 0.45, "Fracture": 0.87}
+# Version 3 breaks the rib to its full depth whatever the fracture's strength, so a faint or
+# uncertain fracture keeps its whole gap (and a faint share of fractures could not flatten the
+# curve). Calibration round r11 (docs/phantom.md) makes the gap as deep as the row's sign is strong,
+# full for every clear sign; it becomes the rule when a version adopting r11 retrains the generators.
+GAP_FOLLOWS_STRENGTH = False
 LESION_RADIUS, BAND_WIDTH, BAND_LENGTH, CALLUS_RADIUS = 0.075, 0.045, 0.45, 0.07
 # Some shown signs are faint: (the share of a target's shown signs drawn faint, their strength
 # factor). Clear signs are learnt from a few examples, faint ones need many, which flattens a target's
@@ -171,7 +177,7 @@ def _strength(value: float, shown: tuple[float, float, float] | None, rng: np.ra
     """How strongly to draw a finding: 0 if not shown, about 1 if shown, about half for a shown
     uncertain label. A negative or blank row that shows the sign (a finding the report missed) shows
     it at full strength."""
-    chance, jitter = rng.uniform(), rng.uniform(0.75, 1.25)  # always both draws: a fixed stream
+    chance, jitter = rng.uniform(), rng.uniform(*JITTER)  # always both draws: a fixed stream
     if shown is None:  # No Finding has no sign of its own
         return 0.0
     p_positive, p_uncertain, p_negative = shown
@@ -195,7 +201,9 @@ def _ribs(u, v, a, broken, fracture: float) -> np.ndarray:
                 at = _break_at(a, broken)
                 callus = 0.22 * fracture * _blob(lateral, v, at, arc, CALLUS_RADIUS)
                 arc = arc + 0.12 * fracture * (lateral > at)
-                gap = 1 - np.exp(-(((lateral - at) / 0.07) ** 2))
+                clear = CONTRAST["Fracture"] * JITTER[0]  # the weakest clear fracture
+                depth = min(1.0, fracture / clear) if GAP_FOLLOWS_STRENGTH else 1.0
+                gap = 1 - depth * np.exp(-(((lateral - at) / 0.07) ** 2))
                 ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2)) * gap + callus * on_side
             else:
                 ribs += 0.1 * on_side * np.exp(-(((v - arc) / 0.028) ** 2))
