@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/calibrate_phantom.py --name v2a --fracs 0.01 --seeds 0 1 2 \
         [--shown "Lung Lesion=0.78,0.4,0.002"] [--contrast "Pleural Other=0.85"] \
-        [--faint "Lung Lesion=0.22,0.3"] [--gap-follows-strength] [--parallel 2] [--amp off]
+        [--faint "Lung Lesion=0.22,0.3"] [--no-gap-follows-strength] [--parallel 2] [--amp off]
 
 A variant overrides `phantom.SHOWN` (the label-noise model), `phantom.CONTRAST` (each target's
 conspicuity), `phantom.FAINT` (the share of faint signs) and `phantom.GAP_FOLLOWS_STRENGTH` in this process, prepares
@@ -42,7 +42,8 @@ PROTOCOL = ["--aug", "none", "--lr", "0.001", "--batch-size", "32", "--optimizer
 def main() -> None:
     args = parse_args()
     apply_overrides(args.shown, args.contrast, args.faint)
-    phantom.GAP_FOLLOWS_STRENGTH = phantom.GAP_FOLLOWS_STRENGTH or args.gap_follows_strength
+    if args.gap_follows_strength is not None:
+        phantom.GAP_FOLLOWS_STRENGTH = args.gap_follows_strength
     dataset = f"calib-{args.name}"
     settings = {
         "shown": phantom.SHOWN,
@@ -83,7 +84,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--shown", action="append", default=[], help="FINDING=P_POSITIVE,P_UNCERTAIN,P_NEGATIVE")
     parser.add_argument("--contrast", action="append", default=[], help="TARGET=MULTIPLIER")
     parser.add_argument("--faint", action="append", default=[], help="TARGET=SHARE,FACTOR: faint signs")
-    parser.add_argument("--gap-follows-strength", action="store_true", help="a fracture's rib gap as deep as its sign")
+    parser.add_argument(
+        "--gap-follows-strength",
+        action=argparse.BooleanOptionalAction,
+        help="a fracture's rib gap as deep as its sign (--no-: version 3's full gap)",
+    )
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="train's --amp (bf16 autocast)")
     return parser.parse_args()

@@ -34,7 +34,10 @@ def tasks_of(path: Path, root: Path | None = None):
     return plan_tasks(plan, sizes_for(plan))
 
 
-def test_the_version_1_plan_is_what_its_publication_ran():
+def test_the_version_1_plan_is_what_its_publication_ran(monkeypatch):
+    from chexbal.data.sources import phantom
+
+    monkeypatch.setattr(phantom, "RENDERER_VERSION", 1)  # it names version 1, and is refused on any other
     tasks = tasks_of(REPO / "docs" / "experiment" / "phantom.toml")
     table2 = pd.read_csv(REPO / "docs" / "experiment" / "table2.csv").drop_duplicates(["regimen", "arm"])
     published = {(f"{frac:g}", arm, seeds) for frac, arm, seeds in zip(table2["frac"], table2["arm"], table2["seeds"])}
@@ -52,23 +55,21 @@ def test_the_version_1_plan_is_what_its_publication_ran():
     }
 
 
-@pytest.mark.parametrize("part", ["phantom-1pct.toml", "phantom-1pct-diffusion-regimen.toml", "phantom-10pct.toml"])
-def test_a_published_part_of_the_phantom_experiment_is_the_same_tasks_so_its_runs_serve_make_experiment(part):
-    """The same commands, except that a part may train fewer epochs: the whole plan extends its runs."""
-    whole = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
-    for task in tasks_of(REPO / "experiments" / part):
-        assert task.name in whole, task.name
-        (command, epochs), (whole_command, whole_epochs) = split_epochs(task.command), split_epochs(whole[task.name].command)
-        assert (command, task.output) == (whole_command, whole[task.name].output)
-        assert epochs <= whole_epochs, task.name
+def test_a_plan_made_for_another_renderer_version_is_refused(tmp_path):
+    """A published part names the phantom it was drawn by; run on another version it would overwrite
+    that publication with another benchmark's numbers."""
+    from chexbal.data.sources.phantom import RENDERER_VERSION
 
-
-def split_epochs(command: tuple[str, ...]) -> tuple[list[str], int]:
-    """A command without its `--epochs N`, and N (0 for a task that trains no classifier)."""
-    if "--epochs" not in command:
-        return list(command), 0
-    at = command.index("--epochs")
-    return [*command[:at], *command[at + 2 :]], int(command[at + 1])
+    path = tmp_path / "plan.toml"
+    text = (REPO / "experiments" / "phantom.toml").read_text()
+    assert f"renderer_version = {RENDERER_VERSION}" in text
+    path.write_text(text.replace(f"renderer_version = {RENDERER_VERSION}", "renderer_version = 3"))
+    result = CliRunner().invoke(app, ["experiment", str(path), "--dry-run"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert (
+        f"dataset.renderer_version 3: this plan's publication was drawn by phantom renderer version 3 and this chexbal draws {RENDERER_VERSION}"
+        in result.output
+    )
 
 
 def test_the_chexpert_plan_is_the_fair_protocol_at_every_regimen(tmp_path):
@@ -350,7 +351,7 @@ def test_slurm_waves_through_submitits_local_executor(tiny, tmp_path, monkeypatc
 def test_a_training_counts_as_done_only_for_the_plans_epochs(tmp_path, monkeypatch):
     """Run folders do not name their epochs, so a 5-epoch run must not stand in for a 10-epoch task."""
     monkeypatch.chdir(tmp_path)
-    task = next(t for t in tasks_of(REPO / "experiments" / "phantom-10pct.toml") if t.name == "train 0.1 none seed 0")
+    task = next(t for t in tasks_of(REPO / "experiments" / "phantom.toml") if t.name == "train 0.1 none seed 0")
     assert not task.done()
     run = task.output.parent / "lr0.001-bs32-adam-seed0"
     run.mkdir(parents=True)

@@ -55,7 +55,7 @@ class Plan:
 
 
 TOP = {"name", "publish", "dataset", "training", "generator", "diffusion", "evaluation", "regimen"}
-DATASET = {"source", "root", "size", "name", "prepare_workers"}
+DATASET = {"source", "root", "size", "name", "prepare_workers", "renderer_version"}
 TRAINING = {"lr", "batch_size", "optimizer", "grid", "split_seed", "weights"}
 GENERATOR = {"pool", "steps", "batch_size", "base", "negatives", "negatives_from", "seed"}
 DIFFUSION = {"pool", "steps", "batch_size", "lr", "widths", "layers", "label_dropout", "sample_steps", "guidance", "seed"}
@@ -91,6 +91,7 @@ def _build(path: Path, raw: dict, root: Path | None, problems: list[str]) -> Pla
     if source not in sources.SOURCES:
         problems.append(f"dataset.source {source!r} is not one of {', '.join(sources.SOURCES)}")
         return None
+    _check_renderer(data, source, problems)
     root = root or (Path(data["root"]).expanduser() if data.get("root") else None)
     if source != "phantom" and (root is None or not root.is_dir()):
         problems.append(f"dataset.root {root} is not a folder: give the {source} download (or DATA=… to make reproduce)")
@@ -162,6 +163,23 @@ def _check_judges(judges, regimens: tuple[Regimen, ...], problems: list[str]) ->
     judged = next((r for r in regimens if r.frac == frac), None)
     if judged is None or "none" not in judged.arms or not set(seeds) <= set(judged.seeds):
         problems.append(f"evaluation: the judges (none at {frac:g}, seeds {list(seeds)}) are not runs of the plan")
+
+
+def _check_renderer(data: dict, source: str, problems: list[str]) -> None:
+    """A phantom plan may name the renderer version its publication was drawn by, so that running it
+    on another version is refused instead of overwriting that publication with another benchmark."""
+    from chexbal.data.sources.phantom import RENDERER_VERSION
+
+    version = data.get("renderer_version")
+    if version is None:
+        return
+    if source != "phantom":
+        problems.append(f"dataset.renderer_version is for the phantom source, not {source}")
+    elif version != RENDERER_VERSION:
+        problems.append(
+            f"dataset.renderer_version {version}: this plan's publication was drawn by phantom renderer version {version} "
+            f"and this chexbal draws {RENDERER_VERSION}; copy the plan with renderer_version = {RENDERER_VERSION} and a new publish folder"
+        )
 
 
 def _check_pool_diffusion(pool: str, source: str, problems: list[str]) -> None:

@@ -33,7 +33,7 @@ from chexbal.data.sources.base import Source
 from chexbal.data.splits import patient_of
 from chexbal.errors import ChexbalError
 
-RENDERER_VERSION = 3  # recorded in every phantom store; a store drawn by another version is refused
+RENDERER_VERSION = 4  # recorded in every phantom store; a store drawn by another version is refused
 UNCERTAIN_STRENGTH = 0.5
 JITTER = (0.75, 1.25)  # a shown sign's strength varies by this factor from row to row
 
@@ -44,25 +44,25 @@ JITTER = (0.75, 1.25)  # a shown sign's strength varies by this factor from row 
 # paper's 100% AUCs (docs/phantom.md); the other classes get a milder, uniform noise.
 SHOWN: dict[str, tuple[float, float, float]] = {
     **{name: (0.9, 0.6, 0.002) for name in PATHOLOGIES[1:]},
-    "Lung Lesion": (0.79, 0.395, 0.002),
+    "Lung Lesion": (0.765, 0.3825, 0.002),
     "Pleural Other": (0.52, 0.26, 0.001),
-    "Fracture": (0.71, 0.355, 0.002),
+    "Fracture": (0.69, 0.345, 0.002),
 }
 # How conspicuous each target's sign is (1 = renderer version 1's contrast): with the noise, the
 # slope of its learning curve.
 CONTRAST = {"Lung Lesion": 2.15, "Pleural Other": 0.45, "Fracture": 0.87}
-# Version 3 breaks the rib to its full depth whatever the fracture's strength, so a faint or
-# uncertain fracture keeps its whole gap (and a faint share of fractures could not flatten the
-# curve). Calibration round r11 (docs/phantom.md) makes the gap as deep as the row's sign is strong,
-# full for every clear sign; it becomes the rule when a version adopting r11 retrains the generators.
-GAP_FOLLOWS_STRENGTH = False
+# A fracture's rib gap is as deep as its sign is strong, full for every clear sign (version 4). Version 3
+# broke the rib to its full depth whatever the strength, so even a faint or uncertain fracture was plain
+# and a faint share could not flatten Fracture's curve (docs/phantom.md, rounds r10 and r11).
+GAP_FOLLOWS_STRENGTH = True
 LESION_RADIUS, BAND_WIDTH, BAND_LENGTH, CALLUS_RADIUS = 0.075, 0.045, 0.45, 0.07
 # Some shown signs are faint: (the share of a target's shown signs drawn faint, their strength
 # factor). Clear signs are learnt from a few examples, faint ones need many, which flattens a target's
 # learning curve the way CheXpert's flattens (a subtle finding is still a finding: `signs` counts it).
 FAINT: dict[str, tuple[float, float]] = {
     **{target: (0.0, 1.0) for target in TARGETS},
-    "Lung Lesion": (0.22, 0.15),
+    "Lung Lesion": (0.25, 0.15),
+    "Fracture": (0.3, 0.15),
 }
 
 
