@@ -154,6 +154,7 @@ def test_a_fracture_gap_as_deep_as_its_sign_leaves_clear_fractures_as_they_were(
     """A gap as deep as the sign (version 4) keeps every clear fracture's pixels as version 3 drew them,
     and more of the broken rib (brighter, nowhere darker) where the fracture is uncertain."""
     monkeypatch.setitem(phantom.SHOWN, "Fracture", (1.0, 1.0, 0.0))
+    monkeypatch.setitem(phantom.FAINT, "Fracture", (0.0, 1.0))  # every shown positive fracture is clear
     paths = [PATH.replace("00001", f"{k:05d}") for k in range(6)]
     monkeypatch.setattr(phantom, "GAP_FOLLOWS_STRENGTH", False)  # version 3's full gap
     before = {value: [phantom.render(p, labels(Fracture=value), 64, 0).astype(int) for p in paths] for value in (1, -1)}
