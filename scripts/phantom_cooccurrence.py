@@ -1,0 +1,71 @@
+"""How much of a target's AUC a classifier can get from the findings that co-occur with it, not its own sign.
+
+    .venv/bin/python scripts/phantom_cooccurrence.py --data data/calib-r11 --frac 0.01 \
+        --runs runs/calibration/calib-r11/frac-0.01/seed*
+
+Per target, on the test rows:
+- `labels`: a logistic regression from the other 13 labels, fitted on the regimen's non-test rows.
+  CheXpert's own co-occurrence: the same on the phantom and on real films.
+- `other signs`: the same from the other findings' drawn signs (signs.csv): what a perfect reader of
+  every other sign could score, on this phantom.
+- `oracle`: the target's own drawn sign (the ceiling).
+- per run (mean over the runs given): the AUC against the labels, the same among the rows that show
+  no sign of the target (co-occurrence only), and against the target's drawn sign.
+A run whose AUC among rows without the sign equals its AUC overall reads the target from other findings.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from chexbal.analysis.oracle import drawn_matrix, read_signs
+from chexbal.data.dataset import read_index, read_subset
+from chexbal.data.labels import PATHOLOGIES, TARGETS
+
+
+def cooccurrence_auc(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y) -> float:
+    model = LogisticRegression(max_iter=2000).fit(train_x, train_y)
+    return roc_auc_score(test_y, model.predict_proba(test_x)[:, 1])
+
+
+def run_aucs(run: Path, target: str, signs: pd.DataFrame) -> tuple[float, float, float]:
+    """(against the labels, the same among rows without the target's sign, against the sign)."""
+    predictions = pd.read_csv(run / "test-predictions.csv")
+    labels, probs = predictions[f"label/{target}"].to_numpy(), predictions[f"prob/{target}"].to_numpy()
+    shown = drawn_matrix(signs, predictions["index"])[:, PATHOLOGIES.index(target)].astype(bool)
+    return roc_auc_score(labels, probs), roc_auc_score(labels[~shown], probs[~shown]), roc_auc_score(shown, probs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="a prepared phantom dataset folder")
+    parser.add_argument("--frac", type=float, default=0.01)
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="`none` run folders of that regimen")
+    args = parser.parse_args()
+    signs, index = read_signs(args.data), read_index(args.data)
+    subset = read_subset(args.data, args.frac)
+    train, test = subset[subset.split != "test"], index[index.split == "test"]
+    drawn_train, drawn_test = drawn_matrix(signs, train["index"]), drawn_matrix(signs, test["index"])
+    print(f"{args.data} at {args.frac:g}: {len(train)} non-test rows, {len(test)} test rows, {len(args.runs)} runs")
+    for target in TARGETS:
+        at = PATHOLOGIES.index(target)
+        others = [name for name in PATHOLOGIES if name != target]
+        keep = [i for i, name in enumerate(PATHOLOGIES) if name not in (target, "No Finding")]  # No Finding has no sign
+        by_labels = cooccurrence_auc(train[others].to_numpy(), train[target], test[others].to_numpy(), test[target])
+        by_signs = cooccurrence_auc(drawn_train[:, keep], train[target], drawn_test[:, keep], test[target])
+        oracle = roc_auc_score(test[target], drawn_test[:, at])
+        line = f"{target:14} labels {by_labels:.3f}  other signs {by_signs:.3f}  oracle {oracle:.3f}"
+        if args.runs:
+            label, no_sign, sign = np.mean([run_aucs(run, target, signs) for run in args.runs], axis=0)
+            line += f"  | runs: label {label:.3f}, label without its sign {no_sign:.3f}, sign {sign:.3f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
