@@ -9,6 +9,8 @@ Per target, on the test rows:
 - `other signs`: the same from the other findings' drawn signs (signs.csv): what a perfect reader of
   every other sign could score, on this phantom.
 - `oracle`: the target's own drawn sign (the ceiling).
+- `carried by`: the three other signs that alone say most about the target (AUC furthest from 0.5;
+  below 0.5: the target's positives show that sign less often).
 - per run (mean over the runs given): the AUC against the labels, the same among the rows that show
   no sign of the target (co-occurrence only), and against the target's drawn sign.
 A run whose AUC among rows without the sign equals its AUC overall reads the target from other findings.
@@ -32,6 +34,12 @@ from chexbal.data.labels import PATHOLOGIES, TARGETS
 def cooccurrence_auc(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y) -> float:
     model = LogisticRegression(max_iter=2000).fit(train_x, train_y)
     return roc_auc_score(test_y, model.predict_proba(test_x)[:, 1])
+
+
+def strongest_signs(drawn: np.ndarray, labels, names: list[str], top: int = 3) -> str:
+    single = {name: roc_auc_score(labels, drawn[:, i]) for i, name in enumerate(names)}
+    ranked = sorted(single, key=lambda name: -abs(single[name] - 0.5))[:top]
+    return ", ".join(f"{name} {single[name]:.3f}" for name in ranked)
 
 
 def run_aucs(run: Path, target: str, signs: pd.DataFrame) -> tuple[float, float, float]:
@@ -61,6 +69,7 @@ def main() -> None:
         by_signs = cooccurrence_auc(drawn_train[:, keep], train[target], drawn_test[:, keep], test[target])
         oracle = roc_auc_score(test[target], drawn_test[:, at])
         line = f"{target:14} labels {by_labels:.3f}  other signs {by_signs:.3f}  oracle {oracle:.3f}"
+        line += f"  carried by {strongest_signs(drawn_test[:, keep], test[target], [PATHOLOGIES[i] for i in keep])}"
         if args.runs:
             label, no_sign, sign = np.mean([run_aucs(run, target, signs) for run in args.runs], axis=0)
             line += f"  | runs: label {label:.3f}, label without its sign {no_sign:.3f}, sign {sign:.3f}"
