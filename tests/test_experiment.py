@@ -91,6 +91,17 @@ def test_a_task_waits_for_what_it_needs():
     assert needs["gan-eval regimen 0.1"] == ("train 0.01 none seed 0", "train 0.01 none seed 1", "train-gan 0.1")
 
 
+def test_the_smallest_regimen_comes_first_with_its_generator_checks():
+    """On a CPU, tasks start in this order: the 1% results and checks must not wait behind the 10%
+    regimen's generators (its diffusion set alone takes hours)."""
+    order = [t.name for t in tasks_of(REPO / "experiments" / "phantom.toml")]
+    last_of_1pct = max(order.index(n) for n in order if n.startswith(("train 0.01", "gan-eval")) and n.endswith("0.01"))
+    first_of_10pct = min(order.index(n) for n in order if n.endswith(" 0.1") and not n.startswith("prepare"))
+    assert last_of_1pct < first_of_10pct
+    assert order.index("train-diffusion 0.01") < order.index("train 0.01 none seed 0")
+    assert order.index("train 0.01 diffusion seed 4") < order.index("gan-eval diffusion 0.01") < order.index("train-gan 0.1")
+
+
 PLAN = """
 name = "tiny"
 [dataset]

@@ -2,8 +2,10 @@
 
 Every finished output is found through the function the stage itself uses (`subset_path`,
 `GanConfig.default_run_dir`, `synthetic.folder`, `selection_path`), so a task is done exactly when its
-stage would find its work done. Order: the regimens' preparation, the generators and their sets,
-then the trainings (smallest regimen first, so its results come first), then the generator checks.
+stage would find its work done. Order: the regimens' preparation and the pool generators, then one
+regimen after another, smallest first: its generators and their sets, its trainings, its generators'
+checks. So on a CPU the smallest regimen's results and checks come first, and a larger regimen's
+hour-long generation never holds them up (on GPUs the generators still train first: runner.next_on_gpu).
 """
 
 from __future__ import annotations
@@ -67,11 +69,12 @@ def plan_tasks(plan: Plan, sizes: dict[float, tuple[int, int]]) -> list[Task]:
     for model, arm in (("gan", "gan"), ("diffusion", "diffusion")):
         if trains_pool_model(plan, model) and any(arm in r.arms for r in plan.regimens):
             tasks.append(model_task(plan, model, 1.0))
+    checks = gan_eval_tasks(plan, sizes)
     for regimen in sorted(plan.regimens, key=lambda r: r.frac):
         tasks += generator_tasks(plan, regimen, sizes)
-    for regimen in sorted(plan.regimens, key=lambda r: r.frac):
         tasks += [classifier_task(plan, regimen, arm, seed, sizes) for seed in regimen.seeds for arm in regimen.arms]
-    tasks += gan_eval_tasks(plan, sizes)
+        tasks += [task for frac, task in checks if frac == regimen.frac]
+    tasks += [task for frac, task in checks if frac not in {r.frac for r in plan.regimens}]
     return list({t.name: t for t in tasks}.values())  # at 100% the regimen generator is the pool one
 
 
@@ -194,8 +197,9 @@ def classifier_task(plan: Plan, regimen: Regimen, arm: str, seed: int, sizes) ->
     return Task(name, command, selection_path(cfg), "train", work, tuple(needs), epochs=regimen.epochs)
 
 
-def gan_eval_tasks(plan: Plan, sizes) -> list[Task]:
-    """Each generator judged by the plan's `none` runs: each pool model once, each regimen's own."""
+def gan_eval_tasks(plan: Plan, sizes) -> list[tuple[float, Task]]:
+    """Each generator judged by the plan's `none` runs: each pool model once (at the judges' regimen),
+    each regimen's own; with the regimen each belongs to."""
     judge_frac, judge_seeds = plan.judges
     judged = next((r for r in plan.regimens if r.frac == judge_frac), None)
     judges = [train_config(plan, judged, "none", s).default_run_dir() for s in judge_seeds] if judged else []
@@ -205,7 +209,7 @@ def gan_eval_tasks(plan: Plan, sizes) -> list[Task]:
             wanted += [(generator, r.frac) for r in plan.regimens if arm in r.arms]
         elif any(arm in r.arms for r in plan.regimens):
             wanted.append((generator, judge_frac))
-    return [gan_eval_task(plan, generator, frac, judges) for generator, frac in wanted]
+    return [(frac, gan_eval_task(plan, generator, frac, judges)) for generator, frac in wanted]
 
 
 def gan_eval_task(plan: Plan, generator: str, frac: float, judges: list[Path]) -> Task:
