@@ -38,8 +38,8 @@ def test_the_version_1_plan_is_what_its_publication_ran(monkeypatch):
     from chexbal.data.sources import phantom
 
     monkeypatch.setattr(phantom, "RENDERER_VERSION", 1)  # it names version 1, and is refused on any other
-    tasks = tasks_of(REPO / "docs" / "experiment" / "phantom.toml")
-    table2 = pd.read_csv(REPO / "docs" / "experiment" / "table2.csv").drop_duplicates(["regimen", "arm"])
+    tasks = tasks_of(REPO / "docs" / "experiment-v1" / "phantom.toml")
+    table2 = pd.read_csv(REPO / "docs" / "experiment-v1" / "table2.csv").drop_duplicates(["regimen", "arm"])
     published = {(f"{frac:g}", arm, seeds) for frac, arm, seeds in zip(table2["frac"], table2["arm"], table2["seeds"])}
     planned = pd.Series([tuple(t.name.split()[1:3]) for t in tasks if t.name.startswith("train ")]).value_counts()
     assert {(frac, arm, count) for (frac, arm), count in planned.items()} == published
