@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+import signal
 
 import pandas as pd
 import pytest
@@ -15,6 +18,8 @@ from chexbal.data.dataset import read_index
 from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.prepare import prepare
 from chexbal.errors import ChexbalError
+from chexbal.generators import generate as generate_module
+from chexbal.generators import synthetic
 from chexbal.generators.diffusion.model import DiffusionGenerator, LabelConditionedUNet
 from chexbal.generators.diffusion.train import DiffusionConfig, train_diffusion
 from chexbal.generators.generate import generate, load_generator
@@ -104,6 +109,35 @@ def test_the_diffusion_regimen_arm_trains_on_its_own_set_and_refuses_a_gan(rare,
         load_data(
             TrainConfig(frac=1.0, aug="diffusion-regimen", data_dir=str(rare / "data"), dataset="rare"), torch.device("cpu")
         )
+
+
+def test_sigterm_stops_sampling_at_the_next_step_and_a_rerun_gives_the_uninterrupted_set(rare, regimen_model, monkeypatch):
+    """A block of diffusion samples takes minutes on a CPU (Slurm warns 120 s before it kills): SIGTERM
+    stops at the next denoising step, the unfinished block is dropped, and a re-run draws it whole."""
+    _, run = regimen_model
+    kwargs = dict(data_dir=rare / "data", dataset="rare", generator="diffusion-regimen", quiet=True)
+    monkeypatch.setattr(generate_module.store, "BLOCK", 4)
+    shutil.rmtree(synthetic.folder(rare / "data" / "rare", 0.5, "diffusion-regimen"), ignore_errors=True)  # another test's
+    where = generate(0.5, run / "generator.pt", **kwargs)
+    uninterrupted, _, _ = synthetic.load(rare / "data" / "rare", 0.5, "diffusion-regimen")
+    assert len(uninterrupted) > 4  # several blocks
+    shutil.rmtree(where)
+    calls, real = [], DiffusionGenerator.guided_noise
+
+    def signalled(self, x, t, labels):  # SIGTERM during the first denoising step of the first block
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, x, t, labels)
+
+    monkeypatch.setattr(DiffusionGenerator, "guided_noise", signalled)
+    with pytest.raises(ChexbalError, match="stopped by SIGTERM; 0 of .* blocks") as stop:
+        generate(0.5, run / "generator.pt", **kwargs)
+    assert stop.value.exit_code == 143 and len(calls) == 1  # TINY samples in 2 steps: the second never ran
+    monkeypatch.setattr(DiffusionGenerator, "guided_noise", real)
+    generate(0.5, run / "generator.pt", **kwargs)
+    resumed, _, _ = synthetic.load(rare / "data" / "rare", 0.5, "diffusion-regimen")
+    assert torch.equal(torch.from_numpy(resumed), torch.from_numpy(uninterrupted))
 
 
 def test_impossible_settings_are_refused_with_one_line(rare, tmp_path):

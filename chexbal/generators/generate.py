@@ -193,12 +193,14 @@ def trained_on(config: dict) -> dict:
 def fill(images, blocks: list[int], generator, vectors: torch.Tensor, seed: int, *, advance=lambda: None) -> None:
     """Generate and write `blocks`; Zarr compresses and writes each block in a second thread while
     the next one is generated."""
-    with ThreadPoolExecutor(1) as writer:
+    with ThreadPoolExecutor(1) as writer, stopping.droppable():
         pending = []
         for block in blocks:
-            if stopping.requested():
-                break  # the blocks written so far stay; a re-run writes the rest
-            pixels = generate_block(generator, vectors[store.block_rows(images, block)], seed, block)
+            try:
+                stopping.check()
+                pixels = generate_block(generator, vectors[store.block_rows(images, block)], seed, block)
+            except stopping.Dropped:
+                break  # the blocks written so far stay, an unfinished one is dropped; a re-run writes the rest
             pending.append(writer.submit(store.write_block, images, block, pixels))
             advance()
         for done in pending:

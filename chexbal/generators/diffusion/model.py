@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from chexbal import stopping
 from chexbal.data.labels import PATHOLOGIES
 
 N_LABELS = len(PATHOLOGIES)
@@ -92,6 +93,7 @@ class DiffusionGenerator(nn.Module):
         scheduler = DDIMScheduler.from_config(noise_schedule().config)
         scheduler.set_timesteps(self.sample_steps)
         for t in scheduler.timesteps:
+            stopping.check()  # a block of samples takes minutes on a CPU: SIGTERM must not wait for it
             x = scheduler.step(self.guided_noise(x, t, labels), t, x, eta=0.0).prev_sample
         return x.clamp(-1, 1)
 
