@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from chexbal.analysis.oracle import drawn_matrix, read_signs
+from chexbal.analysis.oracle import drawn_matrix, oracle_ceiling, read_signs
 from chexbal.data.dataset import read_index, read_subset
 from chexbal.data.labels import PATHOLOGIES, TARGETS
 
@@ -42,9 +42,9 @@ def strongest_signs(drawn: np.ndarray, labels, names: list[str], top: int = 3) -
     return ", ".join(f"{name} {single[name]:.3f}" for name in ranked)
 
 
-def run_aucs(run: Path, target: str, signs: pd.DataFrame) -> tuple[float, float, float]:
-    """(against the labels, the same among rows without the target's sign, against the sign)."""
-    predictions = pd.read_csv(run / "test-predictions.csv")
+def run_aucs(predictions: pd.DataFrame, target: str, signs: pd.DataFrame) -> tuple[float, float, float]:
+    """A run's test predictions: (against the labels, the same among rows without the target's sign,
+    against the sign)."""
     labels, probs = predictions[f"label/{target}"].to_numpy(), predictions[f"prob/{target}"].to_numpy()
     shown = drawn_matrix(signs, predictions["index"])[:, PATHOLOGIES.index(target)].astype(bool)
     return roc_auc_score(labels, probs), roc_auc_score(labels[~shown], probs[~shown]), roc_auc_score(shown, probs)
@@ -60,18 +60,18 @@ def main() -> None:
     subset = read_subset(args.data, args.frac)
     train, test = subset[subset.split != "test"], index[index.split == "test"]
     drawn_train, drawn_test = drawn_matrix(signs, train["index"]), drawn_matrix(signs, test["index"])
+    ceiling = oracle_ceiling(test, signs)
+    runs = [pd.read_csv(run / "test-predictions.csv") for run in args.runs]
     print(f"{args.data} at {args.frac:g}: {len(train)} non-test rows, {len(test)} test rows, {len(args.runs)} runs")
     for target in TARGETS:
-        at = PATHOLOGIES.index(target)
         others = [name for name in PATHOLOGIES if name != target]
         keep = [i for i, name in enumerate(PATHOLOGIES) if name not in (target, "No Finding")]  # No Finding has no sign
         by_labels = cooccurrence_auc(train[others].to_numpy(), train[target], test[others].to_numpy(), test[target])
         by_signs = cooccurrence_auc(drawn_train[:, keep], train[target], drawn_test[:, keep], test[target])
-        oracle = roc_auc_score(test[target], drawn_test[:, at])
-        line = f"{target:14} labels {by_labels:.3f}  other signs {by_signs:.3f}  oracle {oracle:.3f}"
+        line = f"{target:14} labels {by_labels:.3f}  other signs {by_signs:.3f}  oracle {ceiling[target]:.3f}"
         line += f"  carried by {strongest_signs(drawn_test[:, keep], test[target], [PATHOLOGIES[i] for i in keep])}"
-        if args.runs:
-            label, no_sign, sign = np.mean([run_aucs(run, target, signs) for run in args.runs], axis=0)
+        if runs:
+            label, no_sign, sign = np.mean([run_aucs(predictions, target, signs) for predictions in runs], axis=0)
             line += f"  | runs: label {label:.3f}, label without its sign {no_sign:.3f}, sign {sign:.3f}"
         print(line)
 
