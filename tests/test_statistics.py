@@ -187,6 +187,21 @@ def test_the_report_words_a_claim_only_where_the_adjusted_p_allows_it():
     assert "seeds per arm: none 5" in text and "benchmark of the method" in text
 
 
+def test_the_answer_speaks_of_a_generated_set_only_where_its_arm_has_runs():
+    """A 10% set generated ahead of its trainings is not part of the answer yet."""
+    import pandas as pd
+
+    from chexbal.analysis.wording import answer
+
+    aucs = pd.DataFrame([{"regimen": "1%", "arm": a, "seeds": 3, "epochs": "10"} for a in ("none", "oversample", "gan")])
+    generator = {"generator trained on regimen": "100%", "rows": 1200, "validation patients excluded": "yes"}
+    generators = pd.DataFrame([{"regimen": r, "arm": "gan", **generator} for r in ("1%", "10%")])
+    no_comparisons = pd.DataFrame(columns=["regimen", "class", "arm", "against", "verdict"])
+    text = " ".join(answer(aucs, no_comparisons, generators, phantom=True))
+    assert "At 1%, `gan` used a generator trained on regimen 100% (1,200 rows" in text
+    assert "At 10%" not in text
+
+
 def test_the_adjusted_interval_excludes_zero_exactly_when_the_adjusted_p_is_below_alpha():
     import pandas as pd
 

@@ -107,7 +107,10 @@ def answer(
                 f"At {regimen} each arm has a single seed: intervals cover test patients only, not the "
                 "seed-to-seed variation, so they understate the uncertainty."
             )
+    trained = set(zip(aucs["regimen"], aucs["arm"])) if len(aucs) else set()
     for _, g in generators.iterrows():
+        if (g["regimen"], g["arm"]) not in trained:  # a set no run has used yet says nothing about the answer
+            continue
         rows = rows_seen(g["rows"])
         if str(g["generator trained on regimen"]).startswith("declared: "):
             lines.append(
