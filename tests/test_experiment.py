@@ -372,6 +372,19 @@ def test_a_training_counts_as_done_only_for_the_plans_epochs(tmp_path, monkeypat
         assert task.done() is done
 
 
+def test_a_started_generator_is_estimated_on_the_steps_it_has_left(tmp_path, monkeypatch):
+    """A GAN resumed at step 1,745 of 5,250 was once estimated as if it started afresh."""
+    from chexbal.experiment.estimate import Rates
+
+    monkeypatch.chdir(tmp_path)
+    task = next(t for t in tasks_of(REPO / "experiments" / "phantom.toml") if t.name == "train-gan 0.01")
+    rates = Rates(prepare=1, train=1, score=1, gan_step=2.0, generate=1, diffusion_step=1, diffusion_generate=1)
+    assert rates.seconds(task, 0) == task.steps / 2.0
+    task.output.parent.mkdir(parents=True)
+    task.output.write_text(json.dumps({"steps": task.steps - 100}))  # the checkpoint's card
+    assert rates.seconds(task, 0) == 100 / 2.0 and not task.done()
+
+
 def test_a_task_log_shows_progress_while_the_work_runs(capsys):
     """A task's log is a file, where rich draws no bar until the end: lines instead, rate-limited."""
     with bar() as progress:

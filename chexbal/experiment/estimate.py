@@ -59,7 +59,7 @@ class Rates:
             "generate-gan": self.generate,
             "generate-diffusion": self.diffusion_generate,
         }[task.kind]
-        return task.work / rate
+        return task.work_left() / rate
 
 
 def regimen_sizes(plan: Plan) -> dict[float, tuple[int, int]]:

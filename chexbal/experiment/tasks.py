@@ -48,6 +48,13 @@ class Task:
             return selected_epochs(self.output) == self.epochs
         return True
 
+    def work_left(self) -> float:
+        """The work still to do: a generator's training that was started resumes from the steps its
+        last checkpoint recorded."""
+        if self.steps is None or not self.output.exists():
+            return self.work
+        return max(self.work - json.loads(self.output.read_text()).get("steps", 0), 0)
+
     def argv(self) -> list[str]:
         """The command line; a generator's training that was started resumes."""
         started = self.steps is not None and (self.output.parent / "last.pt").exists()
