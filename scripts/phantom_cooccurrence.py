@@ -14,6 +14,9 @@ Per target, on the test rows:
 - per run (mean over the runs given): the AUC against the labels, the same among the rows that show
   no sign of the target (co-occurrence only), and against the target's drawn sign.
 A run whose AUC among rows without the sign equals its AUC overall reads the target from other findings.
+- with `--extra-rows RUN`: `other signs` again, fitted on the training rows plus the rows that RUN's
+  arm added (its extra-rows.csv, e.g. `oversample`'s repeats): whether the arm's training set
+  weakens the co-occurrence cue itself.
 """
 
 from __future__ import annotations
@@ -54,15 +57,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a prepared phantom dataset folder")
     parser.add_argument("--frac", type=float, default=0.01)
-    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="`none` run folders of that regimen")
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders of that regimen")
+    parser.add_argument("--extra-rows", type=Path, help="a run folder whose extra-rows.csv joins the training rows")
     args = parser.parse_args()
     signs, index = read_signs(args.data), read_index(args.data)
     subset = read_subset(args.data, args.frac)
     train, test = subset[subset.split != "test"], index[index.split == "test"]
+    if args.extra_rows:  # the arm's training set: its split's training rows and the rows it added
+        split = pd.read_csv(args.extra_rows / "split.csv")
+        added = pd.read_csv(args.extra_rows / "extra-rows.csv")["index"]
+        rows = pd.concat([split.loc[split["split"] == "train", "index"], added])
+        train = index.set_index("index").loc[rows].reset_index()
     drawn_train, drawn_test = drawn_matrix(signs, train["index"]), drawn_matrix(signs, test["index"])
     ceiling = oracle_ceiling(test, signs)
     runs = [pd.read_csv(run / "test-predictions.csv") for run in args.runs]
-    print(f"{args.data} at {args.frac:g}: {len(train)} non-test rows, {len(test)} test rows, {len(args.runs)} runs")
+    fitted = f"{len(train)} rows fitted ({'training and added' if args.extra_rows else 'non-test'})"
+    print(f"{args.data} at {args.frac:g}: {fitted}, {len(test)} test rows, {len(args.runs)} runs")
     for target in TARGETS:
         others = [name for name in PATHOLOGIES if name != target]
         keep = [i for i, name in enumerate(PATHOLOGIES) if name not in (target, "No Finding")]  # No Finding has no sign
