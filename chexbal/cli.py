@@ -76,6 +76,12 @@ Checkpoint = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
+SamplingAmp = Annotated[
+    str,
+    typer.Option(
+        help="A diffusion model samples in bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off (a GAN: fp32 always)."
+    ),
+]
 OptionalSplitSeed = Annotated[
     Optional[int], typer.Option(help="Seed of the train/validation split by patient.", show_default="--seed")
 ]
@@ -386,6 +392,7 @@ def generate(
         ),
     ] = "pool",
     device: Device = "auto",
+    amp: SamplingAmp = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
@@ -445,6 +452,7 @@ def gan_eval(
     frac: Annotated[float, typer.Option(help="The imported set's regimen (with --imported).")] = 0.01,
     n: Annotated[int, typer.Option(help="Images to generate.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the evaluation's label vectors and latents.")] = 0,
+    amp: SamplingAmp = "auto",
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
     out: Annotated[Optional[Path], typer.Option(help="JSON file.", show_default="runs/<dataset>/gan-eval.json")] = None,
@@ -461,7 +469,15 @@ def gan_eval(
         result = imported_eval(classifier, imported, frac, data_dir=data_dir, dataset=dataset, out=out)
     else:
         result = run(
-            classifier, checkpoint, n=n, seed=seed, data_dir=data_dir, dataset=dataset, out=out, second_judge=second_judge
+            classifier,
+            checkpoint,
+            n=n,
+            seed=seed,
+            amp=amp,
+            data_dir=data_dir,
+            dataset=dataset,
+            out=out,
+            second_judge=second_judge,
         )
     table = Table(title=f"Generator quality ({result['generated']} generated images)")
     rows = quality_table(result)

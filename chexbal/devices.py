@@ -21,6 +21,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def amp_enabled(amp: str, device: torch.device) -> bool:
+    if amp not in ("auto", "on", "off"):
+        raise ChexbalError(f"--amp must be auto, on or off, not {amp!r}", 2)
     if amp != "auto":
         return amp == "on"
     if device.type == "cuda":

@@ -1,7 +1,7 @@
-"""Generated images per second written to Zarr against bare network forward passes, in one run.
+"""Images per second that `generate` writes to Zarr against bare network forward passes, in one run.
 
     .venv/bin/python scripts/bench_generate.py [--generator gan|diffusion] [--size 64] [--blocks 8]
-        [--sample-steps 25] [--guidance 2] [--device auto]
+        [--sample-steps 25] [--guidance 2] [--device auto] [--amp-against-fp32]
 
 Both sides use the same network (the shipped architecture of that kind, untrained: speed does not
 depend on the weights) and the same label vectors: `generate`'s own path (seeded noise, the GAN's
@@ -9,6 +9,9 @@ forward pass or the diffusion model's DDIM loop with classifier-free guidance, u
 chunk writes in a second thread) against the bare forward passes alone (for diffusion: the UNet at the
 same steps and the same doubled batch that guidance needs). Alternates twice, keeps the best of each.
 Last line: `ratio <value>`.
+
+With `--amp-against-fp32` (diffusion): `generate`'s path sampling in bf16 autocast (`generate --amp on`)
+against the same path in fp32 (`--amp off`), same noise and labels; `ratio` is bf16 over fp32.
 """
 
 from __future__ import annotations
@@ -34,27 +37,40 @@ def main() -> None:
     parser.add_argument("--sample-steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--amp-against-fp32", action="store_true", help="diffusion: bf16 sampling against fp32")
     args = parser.parse_args()
+    if args.amp_against_fp32 and args.generator != "diffusion":
+        parser.error("--amp-against-fp32 compares a diffusion model's sampling precisions")
     device = pick_device(args.device)
     torch.manual_seed(0)
     generator, bare_block = build(args, device)
     n = args.blocks * store.BLOCK
     vectors = (torch.rand(n, 14) < 0.2).float()
-    written, bare = [], []
+    generated, against = [], []  # the second side: bare forward passes, or bf16 sampling
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
         for trial in range(2):
             images = store.open_or_create(Path(tmp) / f"s{trial}.zarr", n, args.size, {"kind": "bench"})
             start = time.perf_counter()
             fill(images, list(range(args.blocks)), generator, vectors, 0)
-            written.append(n / (time.perf_counter() - start))
+            generated.append(n / (time.perf_counter() - start))
             start = time.perf_counter()
-            for i in range(0, n, store.BLOCK):
-                bare_block(vectors[i : i + store.BLOCK].to(device)).cpu()
-            bare.append(n / (time.perf_counter() - start))
+            if args.amp_against_fp32:  # the same path with the UNet in bf16 autocast
+                generator.use_amp = True
+                fill(images, list(range(args.blocks)), generator, vectors, 0)
+                generator.use_amp = False
+            else:
+                for i in range(0, n, store.BLOCK):
+                    bare_block(vectors[i : i + store.BLOCK].to(device)).cpu()
+            against.append(n / (time.perf_counter() - start))
     print(f"{n} images at {args.size} px on {device}, {args.generator}" + describe(args))
-    print(f"generate to Zarr   {max(written):8.1f} img/s")
-    print(f"bare forward       {max(bare):8.1f} img/s")
-    print(f"ratio {max(written) / max(bare):.3f}")
+    if args.amp_against_fp32:
+        print(f"generate, fp32     {max(generated):8.1f} img/s")
+        print(f"generate, bf16     {max(against):8.1f} img/s")
+        print(f"ratio {max(against) / max(generated):.3f}")
+        return
+    print(f"generate to Zarr   {max(generated):8.1f} img/s")
+    print(f"bare forward       {max(against):8.1f} img/s")
+    print(f"ratio {max(generated) / max(against):.3f}")
 
 
 def build(args, device):

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -140,6 +141,27 @@ def test_sigterm_stops_sampling_at_the_next_step_and_a_rerun_gives_the_uninterru
     assert torch.equal(torch.from_numpy(resumed), torch.from_numpy(uninterrupted))
 
 
+def test_a_set_records_its_sampling_precision_and_is_finished_in_the_one_it_was_started_in(rare, regimen_model):
+    """bf16 and fp32 samples of one model differ, so one set never mixes them."""
+    _, run = regimen_model
+    kwargs = dict(data_dir=rare / "data", dataset="rare", generator="diffusion-regimen", quiet=True)
+    where = synthetic.folder(rare / "data" / "rare", 0.5, "diffusion-regimen")
+    shutil.rmtree(where, ignore_errors=True)  # another test's
+    generate(0.5, run / "generator.pt", amp="on", **kwargs)
+    assert json.loads((where / "provenance.json").read_text())["sampling"] == "bf16"
+    bf16, _, _ = synthetic.load(rare / "data" / "rare", 0.5, "diffusion-regimen")
+    with pytest.raises(ChexbalError, match="started with bf16 sampling: finish it with --amp on or auto"):
+        generate(0.5, run / "generator.pt", amp="off", **kwargs)
+    generate(0.5, run / "generator.pt", amp="auto", **kwargs)  # auto follows the set, whatever this CPU has
+    shutil.rmtree(where)
+    generate(0.5, run / "generator.pt", amp="off", **kwargs)
+    assert "sampling" not in json.loads((where / "provenance.json").read_text())  # as sets made before it was recorded
+    fp32, _, _ = synthetic.load(rare / "data" / "rare", 0.5, "diffusion-regimen")
+    assert not np.array_equal(bf16, fp32) and np.abs(bf16.astype(int) - fp32).mean() < 8  # uint8 levels
+    with pytest.raises(ChexbalError, match="--amp must be auto, on or off, not 'yes'"):
+        generate(0.5, run / "generator.pt", amp="yes", **kwargs)
+
+
 def test_impossible_settings_are_refused_with_one_line(rare, tmp_path):
     base = DiffusionConfig(steps=1, data_dir=str(rare / "data"), dataset="rare", run_dir=str(tmp_path / "run"), **TINY)
     for change, message in (
@@ -176,8 +198,10 @@ def test_the_model_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
     without = vectors("Lung Lesion", n=32)
     asked = without.clone()
     asked[:, PATHOLOGIES.index(PLANTED)] = 1
-    corner = [generator.draw(labels, stream(1, 0))[:, 0, 3:12, 3:12].mean().item() for labels in (asked, without)]
-    assert corner[0] - corner[1] > 0.1, f"corner brightness with and without {PLANTED}: {corner}"
+    for use_amp in (False, True):  # sampling in bf16 (`generate --amp`) must draw it too
+        generator.use_amp = use_amp
+        corner = [generator.draw(labels, stream(1, 0))[:, 0, 3:12, 3:12].mean().item() for labels in (asked, without)]
+        assert corner[0] - corner[1] > 0.1, f"bf16 {use_amp}: corner brightness with and without {PLANTED}: {corner}"
 
 
 def test_the_diffusion_arm_without_a_shipped_model_says_how_to_make_one(rare, tmp_path, monkeypatch):

@@ -35,6 +35,7 @@ from chexbal.analysis.evaluate import auc_per_class, bootstrap_aucs, confidence_
 from chexbal.classify import classifier
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, read_index, settings
 from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
+from chexbal.devices import amp_enabled
 from chexbal.errors import ChexbalError
 from chexbal.generators.gan.nets import to_uint8
 from chexbal.generators.generate import SHIPPED, generate_block, load_generator, model_kind, trained_on
@@ -68,6 +69,7 @@ def gan_eval(
     quiet: bool = False,
     second_judge: Path | None = None,
     n_boot: int = 200,
+    amp: str = "auto",
 ) -> dict:
     if n < len(TARGETS) + 1 or n > 100_000:
         raise ChexbalError("--n must be between 4 and 100000", 2)
@@ -76,6 +78,8 @@ def gan_eval(
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
     recorded, checkpoint = settings(folder), Path(checkpoint or SHIPPED)
     generator, generator_config = load_generator(checkpoint, recorded, torch.device("cpu"))
+    if model_kind(generator_config) == "diffusion":  # judged as `generate --amp` would draw it here
+        generator.use_amp = amp_enabled(amp, torch.device("cpu"))
     conditions = evaluation_conditions(pool, n, seed)
     phantom = recorded.get("source") == "phantom"
 
@@ -90,6 +94,7 @@ def gan_eval(
         progress.update(task, advance=1, note="Fréchet distances")
         result = {
             **what_was_judged(dataset, checkpoint, generator_config, classifier_run),
+            "sampling": "bf16" if getattr(generator, "use_amp", False) else "fp32",
             "generated": len(fake),
             "real_test_images": len(test),
             "frechet": frechet_by_class(real_features, test, fake_features, conditions),

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import zarr
 
 from chexbal import files, stopping
 from chexbal.data import store
 from chexbal.data.dataset import DEFAULT_DATASET, locate, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, label_matrix
-from chexbal.devices import pick_device
+from chexbal.devices import amp_enabled, pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import synthetic
 from chexbal.generators.gan.nets import Generator, to_uint8
@@ -103,10 +104,12 @@ def generate(
     device: str = "auto",
     quiet: bool = False,
     generator: str = "pool",
+    amp: str = "auto",
 ) -> Path:
     """Generate regimen `frac`'s planned images with the pool generator (default: the shipped one) or
     the regimen's own (default: runs/gan/<dataset>/frac-<F>/generator.pt). `split_seed` is the split seed
-    the plan draws its training rows from, and seeds the latents."""
+    the plan draws its training rows from, and seeds the latents. `amp`: whether a diffusion model
+    samples in bf16 (sampling_in_bf16); a GAN's forward pass costs milliseconds and stays in fp32."""
     if generator not in synthetic.GENERATORS:
         raise ChexbalError(f"--generator must be one of {', '.join(synthetic.GENERATORS)}, not {generator!r}", 2)
     folder = locate(Path(data_dir), dataset)
@@ -119,12 +122,15 @@ def generate(
     check_kind(checkpoint, generator_config, generator, (frac, split_seed))
     plan = make_plan(training_rows(folder, frac, split_seed), share, split_seed)
     where = synthetic.folder(folder, frac, generator)
+    if model_kind(generator_config) == "diffusion":
+        net.use_amp = sampling_in_bf16(where / "images.zarr", amp, torch_device)
     recorded = {
         "kind": "synthetic",
         "checkpoint_sha256": files.sha256(checkpoint),
         "seed": split_seed,
         "share": share,
         "frac": frac,
+        **({"sampling": "bf16"} if getattr(net, "use_amp", False) else {}),  # absent: fp32, as in sets made before
     }
     images = store.open_or_create(where / "images.zarr", max(len(plan.vectors), 1), size, recorded)
     labels = plan.vectors.assign(index=np.arange(len(plan.vectors)))[["index", "target", *PATHOLOGIES]]
@@ -147,6 +153,20 @@ def generate(
     files.write_atomic(where / "labels.csv", labels.to_csv(index=False))
     files.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
     return where
+
+
+def sampling_in_bf16(images: Path, amp: str, device: torch.device) -> bool:
+    """Whether a diffusion model samples in bf16 (2.3x faster on one CPU thread with AMX): as `--amp`
+    says for a new set. A started set is finished in the precision it was started in, since the two
+    draw different images; refused only when --amp names the other one."""
+    wanted = amp_enabled(amp, device)
+    if not (images / "zarr.json").exists():
+        return wanted
+    made = zarr.open_array(images, mode="r").attrs.get("sampling") == "bf16"
+    if made != wanted and amp != "auto":
+        started, keep = ("bf16", "on") if made else ("fp32", "off")
+        raise ChexbalError(f"{images} was started with {started} sampling: finish it with --amp {keep} or auto, or delete it")
+    return made
 
 
 def default_checkpoint(generator: str, dataset: str, frac: float) -> Path:

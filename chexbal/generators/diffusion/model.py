@@ -77,10 +77,11 @@ def noise_schedule():
 class DiffusionGenerator(nn.Module):
     """A trained model with its sampling settings: `draw(labels, rng)` as a GAN's `draw`."""
 
-    def __init__(self, model: LabelConditionedUNet, sample_steps: int = 25, guidance: float = 2.0):
+    def __init__(self, model: LabelConditionedUNet, sample_steps: int = 25, guidance: float = 2.0, use_amp: bool = False):
         super().__init__()
         self.model, self.sample_steps, self.guidance = model, sample_steps, guidance
         self.size = model.size
+        self.use_amp = use_amp  # the UNet in bf16 autocast; the DDIM update stays in fp32
 
     @torch.no_grad()
     def draw(self, labels: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
@@ -100,13 +101,18 @@ class DiffusionGenerator(nn.Module):
     def guided_noise(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         steps = t.expand(len(x)).to(x.device)
         if self.guidance == 1:
-            return self.model(x, steps, labels)
+            return self.predict(x, steps, labels)
         dropped = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         if self.guidance == 0:
-            return self.model(x, steps, labels, keep=dropped)
+            return self.predict(x, steps, labels, keep=dropped)
         # one batch of twice the size: the unconditional and the conditional prediction
-        both = self.model(
+        both = self.predict(
             torch.cat([x, x]), torch.cat([steps, steps]), torch.cat([labels, labels]), torch.cat([dropped, ~dropped])
         )
         unconditional, conditional = both.chunk(2)
         return unconditional + self.guidance * (conditional - unconditional)
+
+    def predict(self, x: torch.Tensor, steps: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor | None = None):
+        """The UNet's noise prediction, in fp32 whatever precision it ran in."""
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            return self.model(x, steps, labels, keep).float()
