@@ -107,9 +107,26 @@ def answer(
                 f"At {regimen} each arm has a single seed: intervals cover test patients only, not the "
                 "seed-to-seed variation, so they understate the uncertainty."
             )
+    lines += generator_lines(generators, aucs)
+    if changes is not None and len(changes):
+        lines.append(size_line(changes))
+    lines.append(
+        "Intervals: 95%, resampling training seeds, then test patients (stratified by whether a patient has "
+        "a positive image). p: two-sided, the mean paired difference over its bootstrap standard error; Holm-Bonferroni over "
+        'every comparison in the table. "No detectable difference" is not evidence of equality.'
+    )
+    if phantom:
+        lines.append("These are phantom results: a benchmark of the method, not a clinical finding.")
+    return lines
+
+
+def generator_lines(generators: pd.DataFrame, aucs: pd.DataFrame) -> list[str]:
+    """What the generator behind each generated or imported set saw, for the sets whose arm has runs
+    (a set made ahead of its trainings says nothing about the answer yet)."""
+    lines = []
     trained = set(zip(aucs["regimen"], aucs["arm"])) if len(aucs) else set()
     for _, g in generators.iterrows():
-        if (g["regimen"], g["arm"]) not in trained:  # a set no run has used yet says nothing about the answer
+        if (g["regimen"], g["arm"]) not in trained:
             continue
         rows = rows_seen(g["rows"])
         if str(g["generator trained on regimen"]).startswith("declared: "):
@@ -122,15 +139,6 @@ def answer(
             f"At {g['regimen']}, `{g['arm']}` used a generator trained on regimen {g['generator trained on regimen']} "
             f"({rows}; validation patients excluded: {g['validation patients excluded']})."
         )
-    if changes is not None and len(changes):
-        lines.append(size_line(changes))
-    lines.append(
-        "Intervals: 95%, resampling training seeds, then test patients (stratified by whether a patient has "
-        "a positive image). p: two-sided, the mean paired difference over its bootstrap standard error; Holm-Bonferroni over "
-        'every comparison in the table. "No detectable difference" is not evidence of equality.'
-    )
-    if phantom:
-        lines.append("These are phantom results: a benchmark of the method, not a clinical finding.")
     return lines
 
 
