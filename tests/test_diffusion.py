@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from chexbal import files
+from chexbal.analysis.results import generators_table
 from chexbal.classify.train import TrainConfig, load_data
 from chexbal.data.dataset import read_index
 from chexbal.data.labels import PATHOLOGIES
@@ -149,6 +150,8 @@ def test_a_set_records_its_sampling_precision_and_is_finished_in_the_one_it_was_
     shutil.rmtree(where, ignore_errors=True)  # another test's
     generate(0.5, run / "generator.pt", amp="on", **kwargs)
     assert json.loads((where / "provenance.json").read_text())["sampling"] == "bf16"
+    shown = generators_table(rare / "data" / "rare", [0.5]).set_index("arm")
+    assert shown.loc["diffusion-regimen", "sampling"] == "bf16"  # the report says how the set was drawn
     bf16, _, _ = synthetic.load(rare / "data" / "rare", 0.5, "diffusion-regimen")
     with pytest.raises(ChexbalError, match="started with bf16 sampling: finish it with --amp on or auto"):
         generate(0.5, run / "generator.pt", amp="off", **kwargs)

@@ -114,6 +114,7 @@ def generator_row(frac: float, generator: str, provenance: dict) -> dict:
         if importer
         else provenance["plan"]["augmented"] - provenance["plan"]["real"],
         "short of the plan": "; ".join(f"{t} {c['taken']} of {c['planned']}" for t, c in short.items()) or "no",
+        "sampling": "—" if importer else provenance.get("sampling", "fp32"),  # generate --amp
         "generator sha256": (provenance["checkpoint_sha256"] or "imported")[:12],
     }
 
