@@ -142,6 +142,6 @@ def _diffusion_rates(plan: Plan, device) -> tuple[float, float]:
         diffusion_step(nets, (images, labels), rows, schedule, rng, dropout=cfg.label_dropout, use_amp=use_amp)
 
     step_seconds = _timed(step, 1)
-    sampler = DiffusionGenerator(nets["ema"], sample_steps=1, guidance=cfg.guidance)  # one step, scaled below
+    sampler = DiffusionGenerator(nets["ema"], sample_steps=1, guidance=cfg.guidance, use_amp=use_amp)  # one step, scaled below
     sample_seconds = _timed(lambda: sampler.draw(labels, torch.Generator().manual_seed(0)), 1) * cfg.sample_steps
     return 1 / step_seconds, cfg.batch_size / sample_seconds
