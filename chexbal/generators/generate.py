@@ -156,9 +156,9 @@ def generate(
 
 
 def sampling_in_bf16(images: Path, amp: str, device: torch.device) -> bool:
-    """Whether a diffusion model samples in bf16 (2.3x faster on one CPU thread with AMX): as `--amp`
-    says for a new set. A started set is finished in the precision it was started in, since the two
-    draw different images; refused only when --amp names the other one."""
+    """Whether a diffusion model samples in bf16 (2.1x faster on one CPU thread with AMX:
+    docs/benchmarks.md): as `--amp` says for a new set. A started set is finished in the precision it
+    was started in, since the two draw different images; refused only when --amp names the other one."""
     wanted = amp_enabled(amp, device)
     if not (images / "zarr.json").exists():
         return wanted
