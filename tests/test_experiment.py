@@ -385,6 +385,18 @@ def test_a_started_generator_is_estimated_on_the_steps_it_has_left(tmp_path, mon
     assert rates.seconds(task, 0) == 100 / 2.0 and not task.done()
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="python -P needs 3.11")
+def test_a_task_runs_this_chexbal_not_a_checkout_in_the_working_directory(tmp_path):
+    """A runner started beside another checkout once rendered a report with that checkout's code."""
+    from chexbal.experiment.tasks import CHEXBAL
+
+    (tmp_path / "chexbal").mkdir()
+    (tmp_path / "chexbal" / "__init__.py").write_text("")
+    (tmp_path / "chexbal" / "cli.py").write_text("raise SystemExit(97)\n")
+    result = subprocess.run([*CHEXBAL, "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0 and "prepare" in result.stdout
+
+
 def test_a_task_log_shows_progress_while_the_work_runs(capsys):
     """A task's log is a file, where rich draws no bar until the end: lines instead, rate-limited."""
     with bar() as progress:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import Plan
-from chexbal.experiment.tasks import Task
+from chexbal.experiment.tasks import CHEXBAL, Task
 from chexbal.provenance import git_commit, provenance
 
 REPORTS = Path("reports")  # `chexbal report`'s default --out
@@ -44,7 +43,7 @@ def publish(plan: Plan, tasks: list[Task], folder: Path, command: str) -> Path:
 def render_report(plan: Plan) -> Path:
     """`chexbal report` in a fresh process. A runner that has run for hours holds the code it loaded
     when it started; the page must be rendered by the code its README names (the commit now)."""
-    command = [sys.executable, "-m", "chexbal.cli", "report", "--name", plan.name, "--dataset", plan.dataset]
+    command = [*CHEXBAL, "report", "--name", plan.name, "--dataset", plan.dataset]
     if subprocess.run(command, check=False).returncode != 0:
         raise ChexbalError(f"the report of {plan.name} failed (its error is above): nothing was published")
     return REPORTS / plan.name

@@ -24,7 +24,9 @@ from chexbal.generators import generate, synthetic
 from chexbal.generators.diffusion.train import DiffusionConfig
 from chexbal.generators.gan.train import GanConfig
 
-CHEXBAL = [sys.executable, "-m", "chexbal.cli"]
+# -P (Python 3.11+): the child imports the chexbal this process runs, never a `chexbal/` folder in
+# the working directory (another checkout there once rendered a report its README credited to this one)
+CHEXBAL = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "chexbal.cli"]
 
 
 @dataclasses.dataclass
