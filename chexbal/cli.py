@@ -469,16 +469,9 @@ def gan_eval(
         result = imported_eval(classifier, imported, frac, data_dir=data_dir, dataset=dataset, out=out)
     else:
         result = run(
-            classifier,
-            checkpoint,
-            n=n,
-            seed=seed,
-            amp=amp,
-            data_dir=data_dir,
-            dataset=dataset,
-            out=out,
+            classifier, checkpoint, n=n, seed=seed, amp=amp, data_dir=data_dir, dataset=dataset, out=out,
             second_judge=second_judge,
-        )
+        )  # fmt: skip
     table = Table(title=f"Generator quality ({result['generated']} generated images)")
     rows = quality_table(result)
     for column in rows.columns:
