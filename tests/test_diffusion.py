@@ -124,18 +124,22 @@ def test_sigterm_stops_sampling_at_the_next_step_and_a_rerun_gives_the_uninterru
     uninterrupted, _, _ = synthetic.load(rare / "data" / "rare", 0.5, "diffusion-regimen")
     assert len(uninterrupted) > 4  # several blocks
     shutil.rmtree(where)
-    calls, real = [], DiffusionGenerator.guided_noise
+    calls, real, signal_at = [], DiffusionGenerator.guided_noise, []
 
-    def signalled(self, x, t, labels):  # SIGTERM during the first denoising step of the first block
+    def signalled(self, x, t, labels):  # SIGTERM at the denoising step numbered signal_at[0]
         calls.append(1)
-        if len(calls) == 1:
+        if len(calls) == signal_at[0]:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(self, x, t, labels)
 
     monkeypatch.setattr(DiffusionGenerator, "guided_noise", signalled)
-    with pytest.raises(ChexbalError, match="stopped by SIGTERM; 0 of .* blocks") as stop:
-        generate(0.5, run / "generator.pt", **kwargs)
-    assert stop.value.exit_code == 143 and len(calls) == 1  # TINY samples in 2 steps: the second never ran
+    blocks = -(-len(uninterrupted) // 4)
+    for step, saved, new in ((3, 1, 1), (1, 1, 0)):  # TINY samples in 2 steps: block 2's first step, then a rerun's first
+        calls.clear()
+        signal_at[:] = [step]
+        with pytest.raises(ChexbalError, match=rf"stopped by SIGTERM; .*images.zarr with {saved} of its {blocks} blocks \({new} new in this run\)") as stop:
+            generate(0.5, run / "generator.pt", **kwargs)
+        assert stop.value.exit_code == 143 and len(calls) == step  # the step after the signal never ran
     monkeypatch.setattr(DiffusionGenerator, "guided_noise", real)
     generate(0.5, run / "generator.pt", **kwargs)
     resumed, _, _ = synthetic.load(rare / "data" / "rare", 0.5, "diffusion-regimen")

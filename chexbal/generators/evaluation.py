@@ -35,10 +35,9 @@ from chexbal.analysis.evaluate import auc_per_class, bootstrap_aucs, confidence_
 from chexbal.classify import classifier
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, read_index, settings
 from chexbal.data.labels import PATHOLOGIES, TARGETS, label_matrix
-from chexbal.devices import amp_enabled
 from chexbal.errors import ChexbalError
 from chexbal.generators.gan.nets import to_uint8
-from chexbal.generators.generate import SHIPPED, generate_block, load_generator, model_kind, trained_on
+from chexbal.generators.generate import SHIPPED, check_sampling_amp, generate_block, load_generator, model_kind, trained_on
 from chexbal.progress import bar
 from chexbal.seeds import stream
 
@@ -78,8 +77,7 @@ def gan_eval(
     test, pool = index[index["split"] == "test"], index[index["split"] == "pool"]
     recorded, checkpoint = settings(folder), Path(checkpoint or SHIPPED)
     generator, generator_config = load_generator(checkpoint, recorded, torch.device("cpu"))
-    if model_kind(generator_config) == "diffusion":  # judged as `generate --amp` would draw it here
-        generator.use_amp = amp_enabled(amp, torch.device("cpu"))
+    generator.use_amp = check_sampling_amp(amp, generator_config, torch.device("cpu"))  # as `generate --amp` draws here
     conditions = evaluation_conditions(pool, n, seed)
     phantom = recorded.get("source") == "phantom"
 

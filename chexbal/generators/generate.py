@@ -122,7 +122,7 @@ def generate(
     check_kind(checkpoint, generator_config, generator, (frac, split_seed))
     plan = make_plan(training_rows(folder, frac, split_seed), share, split_seed)
     where = synthetic.folder(folder, frac, generator)
-    if model_kind(generator_config) == "diffusion":
+    if check_sampling_amp(amp, generator_config, torch_device):
         net.use_amp = sampling_in_bf16(where / "images.zarr", amp, torch_device)
     recorded = {
         "kind": "synthetic",
@@ -153,6 +153,18 @@ def generate(
     files.write_atomic(where / "labels.csv", labels.to_csv(index=False))
     files.write_atomic(where / "provenance.json", json.dumps(provenance, indent=2))
     return where
+
+
+def check_sampling_amp(amp: str, config: dict, device: torch.device) -> bool:
+    """Whether `--amp` may put this model's sampling in bf16 here: a diffusion model's yes or no; a
+    GAN samples in fp32 always (its forward pass costs milliseconds), so `--amp on` is refused for it
+    rather than silently ignored."""
+    wanted = amp_enabled(amp, device)  # validates the value for every kind of model
+    if model_kind(config) == "diffusion":
+        return wanted
+    if amp == "on":
+        raise ChexbalError("--amp on: a GAN samples in fp32 (its forward pass costs milliseconds); leave --amp at auto or off", 2)
+    return False
 
 
 def sampling_in_bf16(images: Path, amp: str, device: torch.device) -> bool:
@@ -226,7 +238,10 @@ def fill(images, blocks: list[int], generator, vectors: torch.Tensor, seed: int,
         for done in pending:
             done.result()
     if stopping.requested():
-        raise stopping.Stopped(f"{len(pending)} of {len(blocks)} blocks of {images.store.root}", "run the same command again")
+        left = len(blocks) - len(pending)
+        total = -(-images.shape[0] // images.chunks[0])
+        saved = f"{images.store.root} with {total - left} of its {total} blocks ({len(pending)} new in this run)"
+        raise stopping.Stopped(saved, "run the same command again")
 
 
 @torch.no_grad()
