@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from chexbal.errors import ChexbalError
@@ -37,22 +38,26 @@ def sha256(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def locked(folder: Path, what: str = "run"):
-    """Hold `folder`'s runner lock for the block: one runner per folder, since two would spend the
+def locked(folder: Path, what: str = "run", *, lock: str = "runner.lock", wait: bool = False):
+    """Hold `folder`'s lock file for the block: one runner per folder, since two would spend the
     compute twice or overwrite each other's checkpoints. The kernel drops the lock when its holder
-    dies, so a crash never leaves a stale one; a second runner is refused naming the holder's pid."""
+    dies, so a crash never leaves a stale one. A second holder is refused naming the first's pid, or
+    with `wait` (work that must follow, not replace, the other: a publication) waits for it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "runner.lock", "a+") as lock:
+    with open(folder / lock, "a+") as held:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "unknown"
-            raise ChexbalError(f"another {what} (pid {holder}) is running in {folder}: wait for it, or stop it first") from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
+            held.seek(0)
+            holder = held.read().strip() or "unknown"
+            if not wait:
+                raise ChexbalError(f"another {what} (pid {holder}) is running in {folder}: wait for it, or stop it first") from None
+            print(f"waiting for another {what} (pid {holder}) in {folder} to finish", file=sys.stderr, flush=True)
+            fcntl.flock(held, fcntl.LOCK_EX)
+        held.truncate(0)
+        held.write(str(os.getpid()))
+        held.flush()
         yield
 
 

@@ -410,3 +410,31 @@ def test_a_task_log_shows_progress_while_the_work_runs(capsys):
     with bar(disable=True) as quiet:
         quiet.update(quiet.add_task("train none", total=1, note=""), advance=1)
     assert capsys.readouterr().err == ""
+
+
+def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_times(tmp_path, monkeypatch):
+    """A generator stopped at a session's end and resumed in the next once showed only its last part
+    (16.8 of about 80 minutes): the runner now records the stopped part, and the publication sums them."""
+    from chexbal.experiment import runner
+    from chexbal.experiment.publish import minutes_per_task
+    from chexbal.experiment.tasks import Task
+
+    class Sleeper(Task):
+        def argv(self):
+            return [sys.executable, "-c", "import time; time.sleep(60)"]
+
+    task = Sleeper("train-gan 0.01", [], tmp_path / "never", "train-gan", 1.0)
+
+    def stop(_seconds):  # Ctrl-C while the task runs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.time, "sleep", stop)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_local([task], 1, tmp_path / "plan")
+    times = pd.read_csv(tmp_path / "plan" / "stages.csv")
+    assert list(times["status"]) == ["stopped"] and list(times["task"]) == ["train-gan 0.01"]
+
+    rows = [("train-gan 0.01", "stopped", 60.0), ("train 0.01 none seed 0", "done", 5.0), ("train-gan 0.01", "FAILED (1)", 1.0)]
+    rows += [("train-gan 0.01", "done", 20.0), ("prepare 0.01", "stopped", 2.0)]
+    minutes = minutes_per_task(pd.DataFrame(rows, columns=["task", "status", "minutes"]))
+    assert minutes.to_dict() == {"train-gan 0.01": 81.0, "train 0.01 none seed 0": 5.0}  # unfinished tasks are not listed

@@ -218,3 +218,23 @@ def test_a_second_runner_in_a_folder_is_refused_and_a_killed_holders_lock_is_gon
         holder.wait()
     with locked(Path("lock")):  # the kernel dropped the dead holder's lock
         pass
+
+
+def test_a_second_publication_waits_for_the_first_instead_of_writing_beside_it(tmp_path, monkeypatch, capfd):
+    """A runner that finished while `--publish-only` ran once swapped folders under it: publications of
+    one plan follow each other."""
+    from chexbal.files import locked
+
+    monkeypatch.chdir(tmp_path)
+    code = "from chexbal.files import locked; import time\nwith locked(__import__('pathlib').Path('plan'), lock='publish.lock'):\n    time.sleep(3)\n    open('finished', 'w').close()"
+    holder = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        while not (tmp_path / "plan" / "publish.lock").exists() or not (tmp_path / "plan" / "publish.lock").read_text():
+            time.sleep(0.1)
+        with locked(Path("plan"), "publication", lock="publish.lock", wait=True):
+            assert (tmp_path / "finished").exists()  # it got the lock only once the first had finished
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"waiting for another publication (pid {holder.pid}) in plan to finish" in capfd.readouterr().err
+    assert not (tmp_path / "plan" / "runner.lock").exists()  # a runner's lock is another file: publishing never blocks one

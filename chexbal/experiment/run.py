@@ -47,7 +47,8 @@ def experiment(plan_file: Path, options: Options = Options(), command: str = "")
     if not options.publish_only:
         with files.locked(folder, "experiment runner"):
             left = launch(tasks, folder, options, plan.size)
-    where = publish(plan, tasks, folder, command or f"chexbal experiment {plan_file}")
+    with files.locked(folder, "publication of this plan", lock="publish.lock", wait=True):  # a runner ending beside --publish-only
+        where = publish(plan, tasks, folder, command or f"chexbal experiment {plan_file}")
     console.print(f"report published to {where}")
     return left
 

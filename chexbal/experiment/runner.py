@@ -45,8 +45,9 @@ def run_local(tasks: list[Task], parallel: int, folder: Path, gpus: int = 0) -> 
     finally:
         for process, _ in running.values():
             process.terminate()
-        for process, _ in running.values():
+        for name, (process, begun) in running.items():
             process.wait()
+            record_time(folder / "stages.csv", name, "stopped", time.time() - begun)  # a part of its wall time
         signal.signal(signal.SIGTERM, previous)
 
 
