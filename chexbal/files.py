@@ -52,7 +52,9 @@ def locked(folder: Path, what: str = "run", *, lock: str = "runner.lock", wait: 
             held.seek(0)
             holder = held.read().strip() or "unknown"
             if not wait:
-                raise ChexbalError(f"another {what} (pid {holder}) is running in {folder}: wait for it, or stop it first") from None
+                raise ChexbalError(
+                    f"another {what} (pid {holder}) is running in {folder}: wait for it, or stop it first"
+                ) from None
             print(f"waiting for another {what} (pid {holder}) in {folder} to finish", file=sys.stderr, flush=True)
             fcntl.flock(held, fcntl.LOCK_EX)
         held.truncate(0)

@@ -137,7 +137,10 @@ def test_sigterm_stops_sampling_at_the_next_step_and_a_rerun_gives_the_uninterru
     for step, saved, new in ((3, 1, 1), (1, 1, 0)):  # TINY samples in 2 steps: block 2's first step, then a rerun's first
         calls.clear()
         signal_at[:] = [step]
-        with pytest.raises(ChexbalError, match=rf"stopped by SIGTERM; .*images.zarr with {saved} of its {blocks} blocks \({new} new in this run\)") as stop:
+        with pytest.raises(
+            ChexbalError,
+            match=rf"stopped by SIGTERM; .*images.zarr with {saved} of its {blocks} blocks \({new} new in this run\)",
+        ) as stop:
             generate(0.5, run / "generator.pt", **kwargs)
         assert stop.value.exit_code == 143 and len(calls) == step  # the step after the signal never ran
     monkeypatch.setattr(DiffusionGenerator, "guided_noise", real)

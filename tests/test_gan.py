@@ -213,7 +213,6 @@ def test_generate_refuses_a_checkpoint_that_does_not_match(small, tmp_path):
             generate(1.0, path, share=0.5, data_dir=small / "data", dataset="small", quiet=True)
 
 
-
 def test_generate_refuses_bf16_sampling_for_a_gan_rather_than_ignoring_it(small):
     """A GAN samples in fp32 always: `--amp on` would be silently ignored, so it is refused, as is a
     value --amp does not know; auto and off draw the set."""
@@ -225,6 +224,7 @@ def test_generate_refuses_bf16_sampling_for_a_gan_rather_than_ignoring_it(small)
         generate(1.0, checkpoint, amp="yes", **kwargs)
     where = generate(1.0, checkpoint, amp="off", **kwargs)
     assert "sampling" not in json.loads((where / "provenance.json").read_text())
+
 
 @pytest.mark.slow
 def test_the_generator_learns_to_draw_a_finding_it_is_asked_for(tmp_path):

@@ -47,7 +47,8 @@ def experiment(plan_file: Path, options: Options = Options(), command: str = "")
     if not options.publish_only:
         with files.locked(folder, "experiment runner"):
             left = launch(tasks, folder, options, plan.size)
-    with files.locked(folder, "publication of this plan", lock="publish.lock", wait=True):  # a runner ending beside --publish-only
+    # a runner that ends while `--publish-only` renders waits for it, rather than swapping folders under it
+    with files.locked(folder, "publication of this plan", lock="publish.lock", wait=True):
         where = publish(plan, tasks, folder, command or f"chexbal experiment {plan_file}")
     console.print(f"report published to {where}")
     return left
