@@ -17,6 +17,10 @@ A run whose AUC among rows without the sign equals its AUC overall reads the tar
 - with `--extra-rows RUN`: `other signs` again, fitted on the training rows plus the rows that RUN's
   arm added (its extra-rows.csv, e.g. `oversample`'s repeats): whether the arm's training set
   weakens the co-occurrence cue itself.
+- with `--shown "FINDING=P,U,N"` (repeatable; as scripts/calibrate_phantom.py takes it): a variant's
+  label noise for that finding. The rows' signs are drawn again with it (no image is rendered), so
+  `other signs` and `oracle` are what a perfect reader would score on that variant: how far a change
+  to the other findings would move the co-occurrence cue, before anyone renders or trains on it.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from chexbal.analysis.oracle import drawn_matrix, oracle_ceiling, read_signs
-from chexbal.data.dataset import read_index, read_subset
+from chexbal.data.dataset import read_index, read_subset, settings
 from chexbal.data.labels import PATHOLOGIES, TARGETS
+from chexbal.data.sources import phantom
 
 
 def cooccurrence_auc(train_x: np.ndarray, train_y, test_x: np.ndarray, test_y) -> float:
@@ -53,13 +58,29 @@ def run_aucs(predictions: pd.DataFrame, target: str, signs: pd.DataFrame) -> tup
     return roc_auc_score(labels, probs), roc_auc_score(labels[~shown], probs[~shown]), roc_auc_score(shown, probs)
 
 
+def variant_signs(folder: Path, rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
+    """signs.csv's `drawn` columns for `rows` as a renderer with `overrides` of its label noise draws them."""
+    for override in overrides:
+        name, values = override.split("=")
+        if name not in phantom.SHOWN:
+            raise SystemExit(f"--shown: {name!r} is not a finding with a sign")
+        phantom.SHOWN[name] = tuple(float(v) for v in values.split(","))
+    raw = pd.read_csv(folder / "raw-labels.csv").set_index("index").loc[rows["index"], list(PATHOLOGIES)]
+    recorded = settings(folder)
+    drawn = phantom.signs(list(rows["Path"]), raw.to_numpy(float), recorded["size"], recorded["seed"])
+    return drawn.set_index(rows["index"].to_numpy())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a prepared phantom dataset folder")
     parser.add_argument("--frac", type=float, default=0.01)
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run folders of that regimen")
     parser.add_argument("--extra-rows", type=Path, help="a run folder whose extra-rows.csv joins the training rows")
+    parser.add_argument("--shown", action="append", default=[], metavar="FINDING=P,U,N", help="a variant's label noise")
     args = parser.parse_args()
+    if args.shown and (args.runs or args.extra_rows):
+        parser.error("--shown describes a variant nobody trained on: it takes no --runs or --extra-rows")
     signs, index = read_signs(args.data), read_index(args.data)
     subset = read_subset(args.data, args.frac)
     train, test = subset[subset.split != "test"], index[index.split == "test"]
@@ -68,6 +89,8 @@ def main() -> None:
         added = pd.read_csv(args.extra_rows / "extra-rows.csv")["index"]
         rows = pd.concat([split.loc[split["split"] == "train", "index"], added])
         train = index.set_index("index").loc[rows].reset_index()
+    if args.shown:
+        signs = variant_signs(args.data, pd.concat([train, test]).drop_duplicates("index"), args.shown)
     drawn_train, drawn_test = drawn_matrix(signs, train["index"]), drawn_matrix(signs, test["index"])
     ceiling = oracle_ceiling(test, signs)
     runs = [pd.read_csv(run / "test-predictions.csv") for run in args.runs]
