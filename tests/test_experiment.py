@@ -436,5 +436,16 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
 
     rows = [("train-gan 0.01", "stopped", 60.0), ("train 0.01 none seed 0", "done", 5.0), ("train-gan 0.01", "FAILED (1)", 1.0)]
     rows += [("train-gan 0.01", "done", 20.0), ("prepare 0.01", "stopped", 2.0)]
-    minutes = minutes_per_task(pd.DataFrame(rows, columns=["task", "status", "minutes"]))
+    minutes = minutes_per_task(pd.DataFrame(rows, columns=["task", "status", "minutes"])).set_index("task")["minutes"]
     assert minutes.to_dict() == {"train-gan 0.01": 81.0, "train 0.01 none seed 0": 5.0}  # unfinished tasks are not listed
+    only_stopped = pd.DataFrame([("prepare 0.01", "stopped", 2.0)], columns=["task", "status", "minutes"])
+    for times in (only_stopped, only_stopped.iloc[:0]):  # nothing finished yet: the publication's table is empty
+        assert "| stage | runs | total | median |" in about_times(times, tmp_path)
+
+
+def about_times(times: pd.DataFrame, folder: Path) -> str:
+    from chexbal.experiment.publish import about
+
+    times.to_csv(folder / "stages.csv", index=False)
+    plan = read_plan(REPO / "experiments" / "phantom.toml")
+    return about(plan, [], folder / "stages.csv", "chexbal experiment experiments/phantom.toml")

@@ -51,7 +51,7 @@ def render_report(plan: Plan) -> Path:
 
 def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
     times = pd.read_csv(stages) if stages.exists() else pd.DataFrame(columns=["task", "status", "minutes"])
-    done = minutes_per_task(times).to_frame().assign(stage=lambda t: t.index.str.replace(r" seed \d+$", "", regex=True))
+    done = minutes_per_task(times).assign(stage=lambda t: t["task"].str.replace(r" seed \d+$", "", regex=True))
     by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
     left = [t.name for t in tasks if not t.done()]
     git_commit.cache_clear()  # the commit now, which rendered the report, not the one the runner started at
@@ -89,7 +89,7 @@ def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
     return "\n".join(lines)
 
 
-def minutes_per_task(times: pd.DataFrame) -> pd.Series:
+def minutes_per_task(times: pd.DataFrame) -> pd.DataFrame:
     """Each finished task's wall time: the row that says it is done plus the rows of the parts before
     it that were stopped (SIGTERM, a session's end) or failed, since a stage resumes where it stopped."""
     minutes: dict[str, float] = {}
@@ -99,7 +99,9 @@ def minutes_per_task(times: pd.DataFrame) -> pd.Series:
             parts += spent
             if status == "done":
                 minutes[task], parts = parts, 0.0  # a task run again after it finished counts its last run
-    return pd.Series(minutes, name="minutes", dtype=float)
+    return pd.DataFrame(
+        {"task": pd.Series(list(minutes), dtype=object), "minutes": pd.Series(list(minutes.values()), dtype=float)}
+    )
 
 
 def regimen_line(plan: Plan, regimen) -> str:
