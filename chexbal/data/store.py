@@ -60,10 +60,14 @@ def _block_on_disk(store: zarr.Array, block: int) -> bool:
     return os.path.exists(os.path.join(str(store.store.root), key))
 
 
+def block_count(store: zarr.Array, n_rows: int) -> int:
+    """How many blocks cover rows [0, n_rows)."""
+    return -(-n_rows // store.chunks[0])
+
+
 def missing_blocks(store: zarr.Array, n_rows: int) -> list[int]:
     """Blocks covering rows [0, n_rows) that are not yet on disk."""
-    n_blocks = -(-n_rows // store.chunks[0])
-    return [b for b in range(n_blocks) if not _block_on_disk(store, b)]
+    return [b for b in range(block_count(store, n_rows)) if not _block_on_disk(store, b)]
 
 
 def write_block(store: zarr.Array, block: int, images: np.ndarray) -> None:
@@ -116,7 +120,7 @@ def read(store: zarr.Array, selection, repair: str) -> np.ndarray:
 def damaged_blocks(store: zarr.Array, n_rows: int) -> list[int]:
     """Blocks on disk covering rows [0, n_rows) whose chunk fails its checksum or does not decode."""
     damaged = []
-    for block in range(-(-n_rows // store.chunks[0])):
+    for block in range(block_count(store, n_rows)):
         if _block_on_disk(store, block):
             try:
                 store[block_rows(store, block)]

@@ -45,9 +45,10 @@ def run_local(tasks: list[Task], parallel: int, folder: Path, gpus: int = 0) -> 
     finally:
         for process, _ in running.values():
             process.terminate()
-        for name, (process, begun) in running.items():
-            process.wait()
-            record_time(folder / "stages.csv", name, "stopped", time.time() - begun)  # a part of its wall time
+        by_name = {t.name: t for t in tasks}
+        for name, (process, begun) in running.items():  # each a part of its task's wall time
+            finished = process.wait() == 0 and by_name[name].done()  # it may have ended just before the stop
+            record_time(folder / "stages.csv", name, "done" if finished else "stopped", time.time() - begun)
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -237,9 +237,9 @@ def fill(images, blocks: list[int], generator, vectors: torch.Tensor, seed: int,
         for done in pending:
             done.result()
     if stopping.requested():
-        left = len(blocks) - len(pending)
-        total = -(-images.shape[0] // images.chunks[0])
-        saved = f"{images.store.root} with {total - left} of its {total} blocks ({len(pending)} new in this run)"
+        total = store.block_count(images, images.shape[0])
+        on_disk = total - len(store.missing_blocks(images, images.shape[0]))
+        saved = f"{images.store.root} with {on_disk} of its {total} blocks ({len(pending)} new in this run)"
         raise stopping.Stopped(saved, "run the same command again")
 
 
