@@ -33,7 +33,7 @@ from chexbal.data.sources.base import Source
 from chexbal.data.splits import patient_of
 from chexbal.errors import ChexbalError
 
-RENDERER_VERSION = 4  # recorded in every phantom store; a store drawn by another version is refused
+RENDERER_VERSION = 5  # recorded in every phantom store; a store drawn by another version is refused
 UNCERTAIN_STRENGTH = 0.5
 JITTER = (0.75, 1.25)  # a shown sign's strength varies by this factor from row to row
 
@@ -41,9 +41,12 @@ JITTER = (0.75, 1.25)  # a shown sign's strength varies by this factor from row 
 # finding's sign given its raw label (positive, uncertain, negative or blank). A perfect detector of
 # the drawn signs scores at most 0.5 + (shown among positives - shown among negatives) / 2 against the
 # labels, so these set each class's ceiling. The targets' are tuned so the ceiling sits just above the
-# paper's 100% AUCs (docs/phantom.md); the other classes get a milder, uniform noise.
+# paper's 100% AUCs (docs/phantom.md). The other classes get a uniform noise that also sets how much a
+# classifier can read of a target from the findings that co-occur with it: at version 4's 0.9 / 0.6 a
+# 1% classifier read Pleural Other and Fracture from them 0.04 above the paper's curve; at 0.75 / 0.4
+# (version 5, round r12) it lands on the curve at 1% and 10%.
 SHOWN: dict[str, tuple[float, float, float]] = {
-    **{name: (0.9, 0.6, 0.002) for name in PATHOLOGIES[1:]},
+    **{name: (0.75, 0.4, 0.002) for name in PATHOLOGIES[1:]},
     "Lung Lesion": (0.765, 0.3825, 0.002),
     "Pleural Other": (0.52, 0.26, 0.001),
     "Fracture": (0.69, 0.345, 0.002),
