@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -428,7 +429,10 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
     def stop(_seconds):  # Ctrl-C while the task runs
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner.time, "sleep", stop)
+    # The runner's clock only: patching time.sleep for the whole process hit whatever else slept
+    # meanwhile, and once (a full run on a loaded machine) a Ctrl-C escaped and ended the suite.
+    clock = types.SimpleNamespace(time=time.time, strftime=time.strftime, sleep=stop)
+    monkeypatch.setattr(runner, "time", clock)
     with pytest.raises(KeyboardInterrupt):
         runner.run_local([task], 1, tmp_path / "plan")
     times = pd.read_csv(tmp_path / "plan" / "stages.csv")
