@@ -95,15 +95,25 @@ def parse_args() -> argparse.Namespace:
 
 
 def apply_overrides(shown: list[str], contrast: list[str], faint: list[str]) -> None:
-    for item in shown:
-        name, values = item.split("=")
-        phantom.SHOWN[name] = tuple(float(v) for v in values.split(","))
-    for item in contrast:
-        name, value = item.split("=")
-        phantom.CONTRAST[name] = float(value)
-    for item in faint:
-        name, values = item.split("=")
-        phantom.FAINT[name] = tuple(float(v) for v in values.split(","))
+    """Set a variant's tables in this process (`FINDING=V[,V…]` each); a finding without a sign, or
+    a value that is not a number list of the table's length, stops the script with one line."""
+    for table, items, flag in (
+        (phantom.SHOWN, shown, "--shown"),
+        (phantom.CONTRAST, contrast, "--contrast"),
+        (phantom.FAINT, faint, "--faint"),
+    ):
+        for item in items:
+            name, _, values = item.partition("=")
+            if name not in table:
+                raise SystemExit(f"{flag}: {name!r} is not one of {', '.join(table)}")
+            try:
+                parsed = tuple(float(v) for v in values.split(","))
+            except ValueError:
+                parsed = ()
+            expected = len(table[name]) if isinstance(table[name], tuple) else 1
+            if len(parsed) != expected:
+                raise SystemExit(f"{flag} {item!r}: give {name}={','.join(['V'] * expected)} (numbers)")
+            table[name] = parsed if isinstance(table[name], tuple) else parsed[0]
 
 
 def run_dir(dataset: str, frac: float, seed: int) -> Path:

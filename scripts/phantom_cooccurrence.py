@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from calibrate_phantom import apply_overrides  # scripts/ is on the path of a script run from it
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
@@ -60,11 +61,7 @@ def run_aucs(predictions: pd.DataFrame, target: str, signs: pd.DataFrame) -> tup
 
 def variant_signs(folder: Path, rows: pd.DataFrame, overrides: list[str]) -> pd.DataFrame:
     """signs.csv's `drawn` columns for `rows` as a renderer with `overrides` of its label noise draws them."""
-    for override in overrides:
-        name, values = override.split("=")
-        if name not in phantom.SHOWN:
-            raise SystemExit(f"--shown: {name!r} is not a finding with a sign")
-        phantom.SHOWN[name] = tuple(float(v) for v in values.split(","))
+    apply_overrides(overrides, [], [])
     raw = pd.read_csv(folder / "raw-labels.csv").set_index("index").loc[rows["index"], list(PATHOLOGIES)]
     recorded = settings(folder)
     drawn = phantom.signs(list(rows["Path"]), raw.to_numpy(float), recorded["size"], recorded["seed"])
