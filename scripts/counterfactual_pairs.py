@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/pairs.png"))
     args = parser.parse_args()
+    if args.n < 1:
+        parser.error("--n must be at least 1")
     folder = locate(args.data.parent, args.data.name)
     rows = training_rows(folder, args.frac, 0)
     positives = rows[rows[args.finding] == 1]
