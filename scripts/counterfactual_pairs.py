@@ -8,11 +8,11 @@ drawn, the same row rendered with that sign hidden): what a generator that draws
 
 Takes the first N training rows of the regimen that are positive for the finding (their whole label
 vectors, as the generation plan does), draws each with the finding on and off from the same starting
-noise, and writes a grid: on, off, and |on - off| brightened 4 times. It prints, per pair, the mean
-absolute change (images in [-1, 1]) and the share of that change held by the 5% of pixels that
-changed most. A generator that draws a sign changes a small area strongly (a high share); one that
-does not changes little, or the whole image a little (a share near 5%). `chexbal gan-eval` measures
-the same kind of pairs through a judge; this shows them.
+noise, and writes a grid: on, off, and |on - off| brightened 4 times. It prints what `chexbal
+gan-eval` reports beside its judges' shifts (`pair_change`): the mean |on - off| (pixels in [-1, 1])
+and the median share of it held by the 5% of pixels that changed most. A generator that draws a sign
+changes a small area (a high share); one that does not changes the whole image a little (a share
+near 5%), or nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from chexbal.data.dataset import locate, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.sources import phantom
 from chexbal.errors import ChexbalError
+from chexbal.generators.evaluation import pair_change
+from chexbal.generators.gan.nets import to_uint8
 from chexbal.generators.generate import load_generator
 
 
@@ -57,44 +59,34 @@ def main() -> None:
         drawn_on, drawn_off = renderer_pairs(folder, positives, args.finding)
     else:
         drawn_on, drawn_off = generator_pairs(args.checkpoint, folder, positives, args.finding, args.seed)
-    change = (drawn_on - drawn_off).abs()
-    report(change)
-    write_grid(args.out, drawn_on, drawn_off, change)
+    change = pair_change(drawn_on, drawn_off)
+    print(f"{args.finding}, {len(positives)} pairs: mean |on - off| {change['mean_change']:.4f}, "
+          f"top 5% of pixels hold {change['top_share']:.0%} of it (median over pairs)")  # fmt: skip
+    write_grid(args.out, drawn_on, drawn_off)
 
 
-def generator_pairs(checkpoint: Path, folder: Path, positives, finding: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def generator_pairs(checkpoint: Path, folder: Path, positives, finding: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     generator, _ = load_generator(checkpoint, settings(folder), torch.device("cpu"))
     on = torch.tensor(positives[list(PATHOLOGIES)].to_numpy(np.float32))
     off = on.clone()
     off[:, PATHOLOGIES.index(finding)] = 0
     with torch.no_grad():  # the same starting noise for both halves of every pair
-        drawn_on = generator.draw(on, torch.Generator().manual_seed(seed))[:, 0]
-        drawn_off = generator.draw(off, torch.Generator().manual_seed(seed))[:, 0]
-    return drawn_on, drawn_off
+        return tuple(to_uint8(generator.draw(labels, torch.Generator().manual_seed(seed))) for labels in (on, off))
 
 
-def renderer_pairs(folder: Path, positives, finding: str) -> tuple[torch.Tensor, torch.Tensor]:
+def renderer_pairs(folder: Path, positives, finding: str) -> tuple[np.ndarray, np.ndarray]:
     raw = pd.read_csv(folder / "raw-labels.csv").set_index("index").loc[positives["index"], list(PATHOLOGIES)]
     size, seed = settings(folder)["size"], settings(folder)["seed"]
     pairs = [
         [phantom.render(path, labels, size, seed, hidden) for hidden in ((), (finding,))]
         for path, labels in zip(positives["Path"], raw.to_numpy(float))
     ]
-    on, off = (torch.tensor(np.stack(half)).float() / 127.5 - 1 for half in zip(*pairs))
-    return on, off
+    return tuple(np.stack(half) for half in zip(*pairs))
 
 
-def report(change: torch.Tensor) -> None:
-    flat = change.flatten(1)
-    top = flat.topk(max(1, flat.shape[1] // 20), dim=1).values.sum(1) / flat.sum(1).clamp_min(1e-12)
-    for k, (mean, share) in enumerate(zip(flat.mean(1), top)):
-        print(f"pair {k}: mean |on - off| {mean:.4f}, top 5% of pixels hold {share:.0%} of it")
-    print(f"all pairs: mean |on - off| {flat.mean():.4f}, top 5% share {top.mean():.0%} (median {top.median():.0%})")
-
-
-def write_grid(out: Path, drawn_on: torch.Tensor, drawn_off: torch.Tensor, change: torch.Tensor) -> None:
-    bands = [torch.cat(list(drawn_on), 1), torch.cat(list(drawn_off), 1), torch.cat(list((change * 4).clamp(0, 2) - 1), 1)]
-    grid = ((torch.cat(bands, 0) + 1) * 127.5).clamp(0, 255).byte().numpy()
+def write_grid(out: Path, drawn_on: np.ndarray, drawn_off: np.ndarray) -> None:
+    change = np.minimum(4 * np.abs(drawn_on.astype(int) - drawn_off.astype(int)), 255).astype(np.uint8)
+    grid = np.concatenate([np.concatenate(list(half), axis=1) for half in (drawn_on, drawn_off, change)])
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(out)
     print(f"written to {out}")

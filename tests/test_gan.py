@@ -251,3 +251,17 @@ def test_the_generator_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
     with torch.no_grad():
         corner = [generator(z, labels)[:, 0, 3:12, 3:12].mean().item() for labels in (with_sign, y)]
     assert corner[0] - corner[1] > 0.3, f"corner brightness with and without {PLANTED}: {corner}"
+
+
+def test_pair_change_tells_a_drawn_sign_from_a_change_spread_over_the_image():
+    """The phantom's own pairs differ only where the sign is; a generator that changes every pixel
+    a little moves a judge too, and only this measure tells the two apart."""
+    from chexbal.generators.evaluation import pair_change
+
+    off = np.full((6, 1, 64, 64), 100, np.uint8)
+    sign = off.copy()
+    sign[:, :, 20:30, 20:30] += 51  # 100 pixels, under the 204 that make the top 5%
+    spread = off + np.uint8(2)
+    local, diffuse = pair_change(sign, off), pair_change(spread, off)
+    assert local["top_share"] == pytest.approx(1.0) and local["mean_change"] == pytest.approx(100 * 51 / 127.5 / 4096)
+    assert diffuse["top_share"] == pytest.approx(204 / 4096) and diffuse["mean_change"] == pytest.approx(2 / 127.5)

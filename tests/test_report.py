@@ -255,6 +255,7 @@ def test_counterfactual_fidelity_is_zero_for_a_generator_that_ignores_the_target
     drawing = counterfactual_shift(judge, counterfactual_images(PlantedDrawer(PATHOLOGIES.index(PLANTED)), conditions, 0), 100, 0)
     for target in TARGETS:
         assert blind[target]["median_shift"] == 0 and blind[target]["share_raised"] == 0
+        assert blind[target]["mean_change"] == 0  # on and off are the same image
     assert drawing[PLANTED]["median_shift"] > 0.2 and drawing[PLANTED]["share_raised"] > 0.9
     assert drawing[PLANTED]["ci"][0] > 0
 

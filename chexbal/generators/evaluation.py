@@ -249,7 +249,8 @@ def counterfactual_images(generator, conditions: pd.DataFrame, seed: int) -> dic
 def counterfactual_shift(model, pairs: dict, n_boot: int, seed: int) -> dict:
     """Per target: the judge's probability of the target with the bit on minus off, pair by pair
     (median, with a 95% bootstrap interval), and the share of pairs where turning it on raises it. A
-    generator that draws only what co-occurs with a finding, not the finding, scores about zero."""
+    generator that draws only what co-occurs with a finding, not the finding, scores about zero.
+    Beside it, what no judge decides: how much and where the pixels change (`pair_change`)."""
     rng = np.random.default_rng(seed)
     result = {}
     for target, (on, off) in pairs.items():
@@ -261,8 +262,23 @@ def counterfactual_shift(model, pairs: dict, n_boot: int, seed: int) -> dict:
             "ci": confidence_interval(medians),
             "share_raised": float((shift > 0).mean()),
             "pairs": len(shift),
+            **pair_change(on, off),
         }
     return result
+
+
+TOP_PIXELS = 0.05  # a sign covers a small part of the image
+
+
+def pair_change(on: np.ndarray, off: np.ndarray) -> dict:
+    """How the two images of each pair differ: the mean |on - off| (pixels in [-1, 1]), and the
+    share of it held by the 5% of pixels that changed most (median over pairs). A drawn sign changes
+    a small area, so the phantom's own pairs put all of the change there; a generator that changes
+    the whole image a little, whatever that does to a judge, spreads it (a share near 5%)."""
+    change = np.abs(on.astype(np.float32) - off.astype(np.float32)).reshape(len(on), -1) / 127.5
+    top = np.sort(change, axis=1)[:, -max(1, int(change.shape[1] * TOP_PIXELS)) :].sum(axis=1)
+    shares = top / np.maximum(change.sum(axis=1), 1e-12)
+    return {"mean_change": float(change.mean()), "top_share": float(np.median(shares))}
 
 
 def target_medians(conditions: pd.DataFrame, fake_probs: np.ndarray, test: pd.DataFrame, real_probs: np.ndarray) -> dict:
@@ -334,14 +350,18 @@ def quality_table(result: dict) -> pd.DataFrame:
                 "fidelity ratio": fake / real if real and fake else None,
                 "ratio 95% CI": f"[{ratio_ci[0]:.3f}, {ratio_ci[1]:.3f}]" if ratio_ci else None,
                 "shift on−off": shift.get("median_shift"),
-                "shift 95% CI": f"[{shift['ci'][0]:.3f}, {shift['ci'][1]:.3f}]" if shift else None,
+                "shift 95% CI": f"[{shift['ci'][0]:.4f}, {shift['ci'][1]:.4f}]" if shift else None,
                 "share raised": shift.get("share_raised"),
+                "change on−off": shift.get("mean_change"),  # absent from results of older chexbal versions
+                "top-5% share": shift.get("top_share"),
                 "AUC renderer": renderer,
                 "median p generated": medians.get("generated", {}).get(name),
                 "median p real": medians.get("real_test_positives", {}).get(name),
             }
         )
-    return pd.DataFrame(rows).round(3)
+    table = pd.DataFrame(rows)
+    fine = ("shift on−off", "change on−off")  # thousandths of a probability or a pixel: four places
+    return table.round({name: 4 if name in fine else 3 for name in table.columns})
 
 
 UNIFORM = "pool"
