@@ -34,8 +34,7 @@ from chexbal.data.sources import phantom
 from chexbal.experiment.plan import read_plan
 
 LOG = Path("docs/phantom-calibration.csv")
-# The calibration targets the experiment's protocol, so it trains each data size as long as the plan does.
-EPOCHS = {regimen.frac: regimen.epochs for regimen in read_plan(Path("experiments/phantom.toml")).regimens}
+PLAN = Path("experiments/phantom.toml")
 PROTOCOL = ["--aug", "none", "--lr", "0.001", "--batch-size", "32", "--optimizer", "adam", "--split-seed", "0"]
 
 
@@ -116,6 +115,12 @@ def apply_overrides(shown: list[str], contrast: list[str], faint: list[str]) -> 
             table[name] = parsed if isinstance(table[name], tuple) else parsed[0]
 
 
+def plan_epochs(frac: float) -> int:
+    """The calibration targets the experiment's protocol, so it trains each data size as long as the
+    plan does (read when a run starts, not on import: phantom_cooccurrence.py imports this module)."""
+    return {regimen.frac: regimen.epochs for regimen in read_plan(PLAN).regimens}[frac]
+
+
 def run_dir(dataset: str, frac: float, seed: int) -> Path:
     return Path("runs") / "calibration" / dataset / f"frac-{frac:g}" / f"seed{seed}"
 
@@ -124,7 +129,7 @@ def launch(dataset: str, frac: float, seed: int, epochs: int | None, amp: str) -
     where = run_dir(dataset, frac, seed)
     where.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "chexbal.cli", "train", "--dataset", dataset, "--frac", f"{frac:g}", *PROTOCOL]
-    command += ["--seed", str(seed), "--epochs", str(epochs or EPOCHS[frac]), "--amp", amp, "--run-dir", str(where)]
+    command += ["--seed", str(seed), "--epochs", str(epochs or plan_epochs(frac)), "--amp", amp, "--run-dir", str(where)]
     if (where / "last.pt").exists():
         command.append("--resume")
     log = open(where / "log.txt", "a")  # noqa: SIM115 (the child writes it until it ends)

@@ -50,12 +50,13 @@ def main() -> None:
     folder = locate(args.data.parent, args.data.name)
     rows = training_rows(folder, args.frac, 0)
     positives = rows[rows[args.finding] == 1]
-    if str(args.checkpoint) == "renderer":  # only rows whose sign the label noise let through
-        positives = positives[drawn_matrix(read_signs(folder), positives["index"])[:, PATHOLOGIES.index(args.finding)] == 1]
+    renderer = str(args.checkpoint) == "renderer"
+    if renderer:  # only rows whose sign the label noise let through
+        positives = positives[shows_sign(folder, positives, args.finding)]
     positives = positives.head(args.n)
     if positives.empty:
         raise SystemExit(f"regimen {args.frac:g} of {folder} has no training row positive for {args.finding}")
-    if str(args.checkpoint) == "renderer":
+    if renderer:
         drawn_on, drawn_off = renderer_pairs(folder, positives, args.finding)
     else:
         drawn_on, drawn_off = generator_pairs(args.checkpoint, folder, positives, args.finding, args.seed)
@@ -72,6 +73,13 @@ def generator_pairs(checkpoint: Path, folder: Path, positives, finding: str, see
     off[:, PATHOLOGIES.index(finding)] = 0
     with torch.no_grad():  # the same starting noise for both halves of every pair
         return tuple(to_uint8(generator.draw(labels, torch.Generator().manual_seed(seed))) for labels in (on, off))
+
+
+def shows_sign(folder: Path, rows: pd.DataFrame, finding: str) -> np.ndarray:
+    signs = read_signs(folder)
+    if signs is None:
+        raise SystemExit(f"--checkpoint renderer needs a phantom dataset: {folder} has no signs.csv")
+    return drawn_matrix(signs, rows["index"])[:, PATHOLOGIES.index(finding)] == 1
 
 
 def renderer_pairs(folder: Path, positives, finding: str) -> tuple[np.ndarray, np.ndarray]:
