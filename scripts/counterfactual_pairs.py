@@ -84,7 +84,8 @@ def shows_sign(folder: Path, rows: pd.DataFrame, finding: str) -> np.ndarray:
 
 def renderer_pairs(folder: Path, positives, finding: str) -> tuple[np.ndarray, np.ndarray]:
     raw = pd.read_csv(folder / "raw-labels.csv").set_index("index").loc[positives["index"], list(PATHOLOGIES)]
-    size, seed = settings(folder)["size"], settings(folder)["seed"]
+    drawn = settings(folder)
+    size, seed = drawn["size"], drawn["seed"]
     pairs = [
         [phantom.render(path, labels, size, seed, hidden) for hidden in ((), (finding,))]
         for path, labels in zip(positives["Path"], raw.to_numpy(float))
