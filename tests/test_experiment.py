@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -379,11 +380,30 @@ def test_a_started_generator_is_estimated_on_the_steps_it_has_left(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)
     task = next(t for t in tasks_of(REPO / "experiments" / "phantom.toml") if t.name == "train-gan 0.01")
-    rates = Rates(prepare=1, train=1, score=1, gan_step=2.0, generate=1, diffusion_step=1, diffusion_generate=1)
+    rates = Rates(prepare=1, train=1, score=1, judge=1, gan_step=2.0, generate=1, diffusion_step=1, diffusion_generate=1)
     assert rates.seconds(task, 0) == task.steps / 2.0
     task.output.parent.mkdir(parents=True)
     task.output.write_text(json.dumps({"steps": task.steps - 100}))  # the checkpoint's card
     assert rates.seconds(task, 0) == 100 / 2.0 and not task.done()
+
+
+def test_a_generator_check_is_priced_by_what_gan_eval_does(tmp_path, monkeypatch):
+    """gan-eval was once priced as one judge scoring 3 x n images (0.8 min), and took 4.8 min: it
+    draws 2.5 x n images, both judges score the test set, the n images and the pairs, and on a
+    phantom the first judge also scores n rendered phantoms."""
+    from chexbal.experiment.estimate import Rates
+
+    monkeypatch.chdir(tmp_path)
+    task = next(t for t in tasks_of(REPO / "experiments" / "phantom.toml") if t.name == "gan-eval regimen 0.01")
+    assert "--second-judge" in task.command
+    n, test = task.work, 1000
+    rates = Rates(prepare=4, train=1, score=1000, judge=2, gan_step=1, generate=10, diffusion_step=1, diffusion_generate=1)
+    judged = 2 * (test + 2.5 * n)
+    assert rates.seconds(task, test) == 2.5 * n / 10 + judged / 2
+    assert rates.seconds(task, test, phantom=True) == 2.5 * n / 10 + (judged + n) / 2 + n / 4
+    at = task.command.index("--second-judge")
+    one_judge = dataclasses.replace(task, command=task.command[:at] + task.command[at + 2 :])
+    assert rates.seconds(task, test) - rates.seconds(one_judge, test) == (test + 2.5 * n) / 2
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="python -P needs 3.11")

@@ -5,6 +5,7 @@ threads its processes will have (one thread per process on a CPU), after a warm-
 rendered or decoded per second, DenseNet-121 training and scoring images per second, GAN steps per
 second, generated images per second. A task's estimate is its work over its rate. The estimate
 leaves out the report, whose time grows with the runs, and a GPU shared by several processes.
+`gan-eval` is priced from what it does (`gan_eval_seconds`), on the CPU where it runs.
 """
 
 from __future__ import annotations
@@ -41,17 +42,17 @@ class Rates:
     prepare: float  # images rendered or decoded per second
     train: float  # training images per second, one process
     score: float  # images scored per second
+    judge: float  # images a gan-eval judge scores per second (on the CPU, in fp32, as `gan-eval` does)
     gan_step: float  # GAN steps per second
     generate: float  # images per second the GAN generates
     diffusion_step: float  # diffusion training steps per second (0: the plan has no diffusion arm)
     diffusion_generate: float  # images per second the diffusion model samples, at the plan's steps
 
-    def seconds(self, task: Task, test_images: int) -> float:
+    def seconds(self, task: Task, test_images: int, phantom: bool = False) -> float:
         if task.kind == "train":  # plus validation each epoch (about 6% of the rows) and the test set
             return task.work / self.train + (0.06 * task.work + test_images) / self.score
-        generate = {"gan": self.generate, "diffusion": self.diffusion_generate}
-        if task.kind.startswith("gan-eval-"):  # the evaluation's images, their counterfactual pairs, the test set
-            return (3 * task.work + test_images) / self.score + 3 * task.work / generate[task.kind.split("-")[-1]]
+        if task.kind.startswith("gan-eval-"):
+            return self.gan_eval_seconds(task, test_images, phantom)
         rate = {
             "prepare": self.prepare,
             "train-gan": self.gan_step,
@@ -60,6 +61,17 @@ class Rates:
             "generate-diffusion": self.diffusion_generate,
         }[task.kind]
         return task.work_left() / rate
+
+    def gan_eval_seconds(self, task: Task, test_images: int, phantom: bool) -> float:
+        """`gan-eval` with n images draws them and 1.5 n more (each target's quarter of the conditions
+        as pairs, its bit on and off); each judge scores the test set, the n images and the pairs; on a
+        phantom, n phantoms are rendered for the same labels and the first judge scores them. Priced
+        as 3 x n and one judge once, it read 6 times low (0.8 min against 4.8 measured)."""
+        n = task.work
+        judges = 1 + ("--second-judge" in task.command)
+        generate = {"gan": self.generate, "diffusion": self.diffusion_generate}[task.kind.split("-")[-1]]
+        scored = judges * (test_images + 2.5 * n) + (n if phantom else 0)
+        return 2.5 * n / generate + scored / self.judge + (n / self.prepare if phantom else 0)
 
 
 def regimen_sizes(plan: Plan) -> dict[float, tuple[int, int]]:
@@ -102,7 +114,7 @@ def _prepare_rate(plan: Plan) -> float:
     return len(rows) / seconds
 
 
-def _classifier_rates(plan: Plan, device) -> tuple[float, float]:
+def _classifier_rates(plan: Plan, device) -> tuple[float, float, float]:
     batch = int(plan.training.get("batch_size", 32))
     cfg = TrainConfig(batch_size=batch)
     model = classifier.build()[0].to(device, memory_format=torch.channels_last)
@@ -113,7 +125,9 @@ def _classifier_rates(plan: Plan, device) -> tuple[float, float]:
     model.eval()
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.use_amp):
         score_seconds = _timed(lambda: model(classifier.to_input(images)))
-    return 2 * batch / train_seconds, 2 * batch / score_seconds
+    judge = classifier.build()[0].eval()  # gan-eval loads its judges on the CPU and scores in fp32
+    judge_seconds = _timed(lambda: classifier.embed_and_score(judge, images.cpu().numpy()))
+    return 2 * batch / train_seconds, 2 * batch / score_seconds, 2 * batch / judge_seconds
 
 
 def _gan_rates(plan: Plan, device) -> tuple[float, float]:

@@ -92,7 +92,7 @@ def show_plan(plan, tasks, sizes, options: Options) -> None:
     busy = os.getloadavg()[0]  # before measuring: the measurement itself adds to it
     rates = measure(plan)
     test_images = next(iter(sizes.values()))[1]
-    seconds = {t.name: rates.seconds(t, test_images) for t in left}
+    seconds = {t.name: rates.seconds(t, test_images, plan.source == "phantom") for t in left}
     for task in left:
         results.print(f"  {seconds[task.name] / 60:7.1f} min  {task.name}")
     parallel = processes_at_once(options, gpu_count(), plan.size)
