@@ -76,6 +76,13 @@ Checkpoint = Annotated[
     ),
 ]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
+Compile = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="torch.compile the model, with CUDA graphs on a GPU; drops each epoch's last partial batch (one shape).",
+    ),
+]
 SamplingAmp = Annotated[
     str,
     typer.Option(
@@ -193,13 +200,7 @@ def train(
         Optional[Path], typer.Option(help="Run folder.", show_default="runs/<dataset>/frac-<F>/<aug>/<hyperparameters>")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --run-dir.")] = False,
-    compile: Annotated[
-        bool,
-        typer.Option(
-            "--compile",
-            help="torch.compile the model, with CUDA graphs on a GPU; drops each epoch's last partial batch (one shape).",
-        ),
-    ] = False,
+    compile: Compile = False,
 ) -> None:
     """Fine-tune DenseNet-121 on one regimen and score the test set with the best epoch.
 
@@ -229,6 +230,7 @@ def sweep(
     split_seed: OptionalSplitSeed = None,
     pos_weight_cap: PosWeightCap = 20.0,
     amp: Annotated[str, typer.Option(help="bf16 autocast: auto (CUDA, or CPUs with bf16 units), on, off.")] = "auto",
+    compile: Compile = False,
     weights: Weights = "random",
     device: Device = "auto",
     data_dir: DataDir = Path("data"),

@@ -85,6 +85,38 @@ def test_the_chexpert_plan_is_the_fair_protocol_at_every_regimen(tmp_path):
     assert "train 1 real-extra seed 0" not in names and "train 1 gan-regimen seed 4" in names
 
 
+def test_what_a_lent_gpu_runs_counts_as_done_in_the_published_plan(tmp_path, monkeypatch):
+    """A lent GPU runs experiments/phantom-gpu.toml and returns its runs; merged into the CPU's
+    runs/, each must be the task of the same name in phantom.toml, or the publication would train it
+    again (or miss it). Its generator checks are its own: judged by its 50% `none` runs."""
+    monkeypatch.chdir(tmp_path)
+    gpu = tasks_of(REPO / "experiments" / "phantom-gpu.toml")
+    published = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
+    shared = [t for t in gpu if not t.kind.startswith("gan-eval")]
+    assert {t.name for t in shared} >= {"train 0.5 none seed 0", "train 1 diffusion seed 2", "generate diffusion 0.5"}
+    for task in shared:
+        assert task.output == published[task.name].output and task.epochs == published[task.name].epochs, task.name
+    assert all("--compile" in t.command for t in shared if t.kind == "train")
+    assert not any("--compile" in t.command for t in published.values())
+
+
+def test_a_compiled_plan_compiles_its_trainings(tmp_path, monkeypatch):
+    """training.compile = true reaches every training's config through `chexbal sweep`; anything but
+    true or false is refused in one line."""
+    from chexbal.classify import sweep
+
+    monkeypatch.chdir(tmp_path)
+    task = next(t for t in tasks_of(REPO / "experiments" / "phantom-gpu.toml") if t.kind == "train")
+    seen = []
+    monkeypatch.setattr(sweep, "sweep", lambda configs, **_: seen.extend(configs) or [])
+    assert CliRunner().invoke(app, task.command).exit_code == 0
+    assert [c.compile for c in seen] == [True]
+    path = tmp_path / "plan.toml"
+    path.write_text((REPO / "experiments" / "phantom-gpu.toml").read_text().replace("compile = true", 'compile = "yes"'))
+    result = CliRunner().invoke(app, ["experiment", str(path), "--dry-run"])
+    assert result.exit_code == 2 and "training.compile: true" in result.output and "Traceback" not in result.output
+
+
 def test_a_task_waits_for_what_it_needs():
     needs = {t.name: t.needs for t in tasks_of(REPO / "experiments" / "phantom.toml")}
     assert needs["train 0.1 gan seed 2"] == ("prepare 0.1", "generate pool 0.1")

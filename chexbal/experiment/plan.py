@@ -56,7 +56,7 @@ class Plan:
 
 TOP = {"name", "publish", "dataset", "training", "generator", "diffusion", "evaluation", "regimen"}
 DATASET = {"source", "root", "size", "name", "prepare_workers", "renderer_version"}
-TRAINING = {"lr", "batch_size", "optimizer", "grid", "split_seed", "weights"}
+TRAINING = {"lr", "batch_size", "optimizer", "grid", "split_seed", "weights", "compile"}
 GENERATOR = {"pool", "steps", "batch_size", "base", "negatives", "negatives_from", "seed"}
 DIFFUSION = {"pool", "steps", "batch_size", "lr", "widths", "layers", "label_dropout", "sample_steps", "guidance", "seed"}
 EVALUATION = {"judge_frac", "judge_seeds", "images", "diffusion_images"}
@@ -201,6 +201,8 @@ def _check_diffusion(recipe: dict, size: int, problems: list[str]) -> None:
 
 
 def _check_training(training: dict, problems: list[str]) -> None:
+    if not isinstance(training.get("compile", False), bool):
+        problems.append("training.compile: true (torch.compile, CUDA graphs on a GPU) or false")
     if training.get("grid"):
         clash = {"lr", "batch_size", "optimizer"} & set(training)
         if clash:

@@ -197,6 +197,8 @@ def classifier_task(plan: Plan, regimen: Regimen, arm: str, seed: int, sizes) ->
         command += ["--lr", str(cfg.lr), "--batch-size", str(cfg.batch_size), "--optimizer", cfg.optimizer]
     if plan.training.get("weights"):
         command += ["--weights", str(plan.training["weights"])]
+    # the same run folder: a compiled run differs only by dropping each epoch's last partial batch
+    command += ["--compile"] if plan.training.get("compile") else []
     needs = [f"prepare {frac:g}"] + (["prepare 1"] if arm == "real-extra" else [])
     needs += [f"generate {GENERATED[arm]} {frac:g}"] if arm in GENERATED else []
     extra = 0.45 * sizes[frac][0] if arm in (*GENERATED, "oversample", "real-extra") else 0  # about the plan's share
