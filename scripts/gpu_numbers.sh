@@ -7,10 +7,13 @@
 #
 #     OUT=gpu-out BUDGET=540 bash scripts/gpu_numbers.sh
 #
-# The default plan, experiments/phantom-gpu.toml, is phantom.toml's 50% and 100% part, compiled: a
-# lent machine starts bare, and the 1% and 10% parts run on the CPU. Its finished runs (runs.tar.gz)
-# unpack into the CPU's runs/ as done tasks of phantom.toml. A run unfinished at the deadline is
-# lost: its checkpoint (84 MB) is over what comes back.
+# The default plan, experiments/phantom-gpu.toml, is the part of phantom.toml a bare machine can run
+# in minutes, compiled: the 10% arms without a generator, then 50% and 100%. Trainings finished on
+# the CPU travel as markers (`scripts/gpu_state.py WORKTREE gpu-state/done.tar.gz`, carry gpu-state)
+# and are skipped. Its finished runs come back in runs.tar.gz; unpack them into the CPU's worktree
+# with `tar xzf runs.tar.gz --skip-old-files` (nothing there is overwritten), where they count as
+# done tasks of phantom.toml. A run unfinished at the deadline is lost: its checkpoint (84 MB) is
+# over what comes back.
 #
 # Written for a lent GPU machine with PyTorch but without chexbal's other packages: wheels in .whl/
 # are installed first when that folder exists.
@@ -46,8 +49,14 @@ done
 say "prepare the phantom (every core)"
 python3 -m chexbal.cli prepare --frac 1 --workers "$(nproc)" || exit 1
 sha256sum data/phantom-64/index.csv
-python3 -m chexbal.cli prepare --frac 0.5 --workers "$(nproc)" || exit 1
-sha256sum data/phantom-64/subsets/frac-0.5.csv
+for frac in 0.1 0.5; do
+    python3 -m chexbal.cli prepare --frac $frac --workers "$(nproc)" || exit 1
+    sha256sum data/phantom-64/subsets/frac-$frac.csv
+done
+if [ -f gpu-state/done.tar.gz ]; then
+    say "the trainings finished elsewhere: $(tar tzf gpu-state/done.tar.gz | grep -c selected-seed) (skipped)"
+    tar xzf gpu-state/done.tar.gz
+fi
 
 left=$((BUDGET - SECONDS - 110)) # keep time for the copies and the report
 pack() {  # the runs without checkpoints (the report can be remade from them), written whole or not at all;

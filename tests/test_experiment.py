@@ -93,11 +93,35 @@ def test_what_a_lent_gpu_runs_counts_as_done_in_the_published_plan(tmp_path, mon
     gpu = tasks_of(REPO / "experiments" / "phantom-gpu.toml")
     published = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
     shared = [t for t in gpu if not t.kind.startswith("gan-eval")]
-    assert {t.name for t in shared} >= {"train 0.5 none seed 0", "train 1 diffusion seed 2", "generate diffusion 0.5"}
+    assert {t.name for t in shared} >= {"train 0.1 real-extra seed 2", "train 0.5 none seed 0", "train 1 diffusion seed 2"}
+    assert not [t.name for t in shared if t.kind.startswith("train-")]  # a bare GPU trains no generator
     for task in shared:
         assert task.output == published[task.name].output and task.epochs == published[task.name].epochs, task.name
     assert all("--compile" in t.command for t in shared if t.kind == "train")
     assert not any("--compile" in t.command for t in published.values())
+
+
+def test_trainings_finished_here_travel_to_a_gpu_as_markers_it_skips(tmp_path, monkeypatch):
+    """scripts/gpu_state.py packs each finished training's selection and metrics (no checkpoint);
+    unpacked on a bare machine they make the GPU plan skip those tasks, and only those."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    monkeypatch.chdir(here)
+    tasks = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom-gpu.toml")}
+    for name, epochs in (("train 0.1 none seed 0", 10), ("train 0.1 oversample seed 0", None)):
+        run = tasks[name].output.parent / "lr0.001-bs32-adam-seed0"
+        run.mkdir(parents=True)
+        (run / "best.pt").write_bytes(b"weights")
+        tasks[name].output.write_text(json.dumps({"selected": {"run": str(run)}}))
+        if epochs:  # the other run is still training: no metrics.json yet
+            (run / "metrics.json").write_text(json.dumps({"epochs": epochs}))
+    state = tmp_path / "done.tar.gz"
+    packed = subprocess.run([sys.executable, REPO / "scripts" / "gpu_state.py", here, state], capture_output=True, text=True)
+    assert packed.returncode == 0 and "1 finished trainings" in packed.stdout, packed.stderr
+    subprocess.run(["tar", "xzf", state], cwd=there, check=True)
+    monkeypatch.chdir(there)
+    assert [name for name, task in tasks.items() if task.done()] == ["train 0.1 none seed 0"]
+    assert not list(there.rglob("*.pt"))
 
 
 def test_a_compiled_plan_compiles_its_trainings(tmp_path, monkeypatch):
