@@ -15,8 +15,8 @@
 # done tasks of phantom.toml. A run unfinished at the deadline is lost: its checkpoint (84 MB) is
 # over what comes back.
 #
-# Written for a lent GPU machine with PyTorch but without chexbal's other packages: wheels in .whl/
-# are installed first when that folder exists.
+# Written for a lent GPU machine with PyTorch but without chexbal's other packages: the wheels
+# scripts/gpu_wheels.sh puts in .whl/ (carry it) are installed first when that folder exists.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 BUDGET=${BUDGET:-540}   # seconds for the whole script
@@ -25,9 +25,9 @@ PARALLEL=${PARALLEL:+--parallel $PARALLEL} # processes at once; default: the run
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .whl ]; then
+if [ -d .whl ]; then # scripts/gpu_wheels.sh made it
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH="$PYTHONPATH:/tmp/site"
+    export PYTHONPATH="$PYTHONPATH:/tmp/site:$PWD/.whl/site"
 fi
 say() { echo "[$(date +%T) +${SECONDS}s] $*"; }
 
