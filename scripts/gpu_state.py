@@ -3,7 +3,7 @@ each finished training's selection file and its selected run's metrics.json (a f
 from a worktree's runs/. The device starts bare; carried there and unpacked by
 scripts/gpu_numbers.sh, these make the runner count those tasks done. Checkpoints stay here.
 
-    .venv/bin/python scripts/gpu_state.py /work/v5 gpu-state/done.tar.gz   # then carry gpu-state
+    .venv/bin/python scripts/gpu_state.py WORKTREE gpu-state/done.tar.gz   # then carry gpu-state
 
 Only finished runs travel: a selection whose run has no metrics.json yet is left out.
 """
