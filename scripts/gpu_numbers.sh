@@ -9,10 +9,9 @@
 #
 # The default plan, experiments/phantom-gpu.toml, is the part of phantom.toml a bare machine can run
 # in minutes, compiled: the 10% arms without a generator, then 50% and 100%. Trainings finished on
-# the CPU travel as markers (`scripts/gpu_state.py WORKTREE gpu-state/done.tar.gz`, carry gpu-state)
-# and are skipped. Its finished runs come back in runs.tar.gz; unpack them into the CPU's worktree
-# with `tar xzf runs.tar.gz --skip-old-files` (nothing there is overwritten), where they count as
-# done tasks of phantom.toml. A run unfinished at the deadline is lost: its checkpoint (84 MB) is
+# the CPU travel as markers (`scripts/gpu_state.py pack WORKTREE gpu-state/done.tar.gz`, carry gpu-state)
+# and are skipped. Its finished runs come back in runs.tar.gz; `scripts/gpu_state.py merge` adds them
+# to the CPU's worktree without touching a run there, and they count as done tasks of phantom.toml. A run unfinished at the deadline is lost: its checkpoint (84 MB) is
 # over what comes back.
 #
 # Written for a lent GPU machine with PyTorch but without chexbal's other packages: the wheels

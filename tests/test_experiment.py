@@ -116,12 +116,51 @@ def test_trainings_finished_here_travel_to_a_gpu_as_markers_it_skips(tmp_path, m
         if epochs:  # the other run is still training: no metrics.json yet
             (run / "metrics.json").write_text(json.dumps({"epochs": epochs}))
     state = tmp_path / "done.tar.gz"
-    packed = subprocess.run([sys.executable, REPO / "scripts" / "gpu_state.py", here, state], capture_output=True, text=True)
+    packed = subprocess.run(
+        [sys.executable, REPO / "scripts" / "gpu_state.py", "pack", here, state], capture_output=True, text=True
+    )
     assert packed.returncode == 0 and "1 finished trainings" in packed.stdout, packed.stderr
     subprocess.run(["tar", "xzf", state], cwd=there, check=True)
     monkeypatch.chdir(there)
     assert [name for name, task in tasks.items() if task.done()] == ["train 0.1 none seed 0"]
     assert not list(there.rglob("*.pt"))
+
+
+def test_runs_a_gpu_returns_are_added_without_touching_any_run_here(tmp_path, monkeypatch):
+    """A run this machine had started (no metrics.json yet) must not receive the GPU's files of the
+    same run: its folder and the GPU's selection of it are skipped whole; a run only the GPU made
+    arrives with its selection, and then counts as done."""
+    gpu, here = tmp_path / "gpu", tmp_path / "here"
+    tasks = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom-gpu.toml")}
+    for root, names in ((gpu, ("train 0.1 none seed 0", "train 0.1 oversample seed 0")), (here, ("train 0.1 none seed 0",))):
+        root.mkdir()
+        monkeypatch.chdir(root)
+        for name in names:
+            run = tasks[name].output.parent / "lr0.001-bs32-adam-seed0"
+            run.mkdir(parents=True)
+            (run / "history.csv").write_text(f"made on {root.name}")
+            if root == gpu:
+                tasks[name].output.write_text(json.dumps({"selected": {"run": str(run)}}))
+                (run / "metrics.json").write_text(json.dumps({"epochs": 10}))
+    archive = tmp_path / "runs.tar.gz"
+    subprocess.run(["tar", "czf", archive, "runs"], cwd=gpu, check=True)
+    merged = subprocess.run(
+        [sys.executable, REPO / "scripts" / "gpu_state.py", "merge", archive, here], capture_output=True, text=True
+    )
+    assert merged.returncode == 0 and "1 run folders added" in merged.stdout and "1 skipped" in merged.stdout, merged.stderr
+    assert [name for name, task in tasks.items() if task.done()] == ["train 0.1 oversample seed 0"]
+    started = tasks["train 0.1 none seed 0"].output.parent / "lr0.001-bs32-adam-seed0"
+    assert (
+        sorted(p.name for p in started.iterdir()) == ["history.csv"] and (started / "history.csv").read_text() == "made on here"
+    )
+    assert not tasks["train 0.1 none seed 0"].output.exists()
+    (tmp_path / "broken.tar.gz").write_bytes(b"not a tar")
+    broken = subprocess.run(
+        [sys.executable, REPO / "scripts" / "gpu_state.py", "merge", tmp_path / "broken.tar.gz", here],
+        capture_output=True,
+        text=True,
+    )
+    assert broken.returncode == 1 and "not a readable runs archive" in broken.stderr and "Traceback" not in broken.stderr
 
 
 def test_a_compiled_plan_compiles_its_trainings(tmp_path, monkeypatch):
