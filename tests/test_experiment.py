@@ -562,6 +562,28 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
         assert "| stage | runs | total | median |" in about_times(times, tmp_path)
 
 
+def test_a_publication_says_which_machine_ran_its_trainings(tmp_path, monkeypatch):
+    """Runs a lent GPU returned join the CPU's: the publication's page counts the finished trainings
+    per machine, compiled ones apart, and leaves out a run still training."""
+    from chexbal.experiment.publish import trainings_by_machine
+
+    monkeypatch.chdir(tmp_path)
+    tasks = [t for t in tasks_of(REPO / "experiments" / "phantom.toml") if t.kind == "train"][:4]
+    machines = [("Xeon, x86_64", "cpu", False), ("Xeon, x86_64", "cpu", False), ("NVIDIA H200", "cuda", True), None]
+    for task, machine in zip(tasks, machines):
+        run = task.output.parent / f"run-{task.name.replace(' ', '-')}"
+        run.mkdir(parents=True)
+        task.output.write_text(json.dumps({"selected": {"run": str(run)}}))
+        (run / "metrics.json").write_text(json.dumps({"epochs": task.epochs if machine else task.epochs - 1}))
+        name, device, compiled = machine or ("Xeon, x86_64", "cpu", False)
+        (run / "config.json").write_text(
+            json.dumps({"provenance": {"machine": name}, "device_used": device, "compile": compiled})
+        )
+    assert trainings_by_machine(tasks) == "2 on Xeon, x86_64 (cpu); 1 on NVIDIA H200 (cuda, compiled)"
+    nothing = pd.DataFrame(columns=["task", "status", "minutes"])
+    assert "Finished trainings by the machine that ran them: none yet." in about_times(nothing, tmp_path)
+
+
 def about_times(times: pd.DataFrame, folder: Path) -> str:
     from chexbal.experiment.publish import about
 

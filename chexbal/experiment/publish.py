@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from chexbal import files
 from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import Plan
 from chexbal.experiment.tasks import CHEXBAL, Task
@@ -76,6 +77,7 @@ def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
         "",
         f"Machine: {machine['machine']}; chexbal {machine['chexbal']} at commit {machine['git_commit'] or 'unknown'}; "
         f"torch {machine['torch']}.",
+        f"Finished trainings by the machine that ran them: {trainings_by_machine(tasks) or 'none yet'}.",
         "",
         "## Wall time per stage (minutes, from stages.csv; a task stopped and resumed counts all its parts)",
         "",
@@ -87,6 +89,22 @@ def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def trainings_by_machine(tasks: list[Task]) -> str:
+    """How many finished trainings each machine ran (a lent GPU's runs join the CPU's), from the
+    config.json of each selected run; compiled ones counted apart, since they drop each epoch's
+    last partial batch."""
+    counts: dict[str, int] = {}
+    for task in tasks:
+        if task.kind != "train" or not task.done():
+            continue
+        path = task.output.parent / Path(files.read_json(task.output)["selected"]["run"]).name / "config.json"
+        config = files.read_json(path) if path.exists() else {}
+        machine = config.get("provenance", {}).get("machine", "an unrecorded machine")
+        where = f"{machine} ({config.get('device_used', '?')}{', compiled' if config.get('compile') else ''})"
+        counts[where] = counts.get(where, 0) + 1
+    return "; ".join(f"{n} on {where}" for where, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def minutes_per_task(times: pd.DataFrame) -> pd.DataFrame:
