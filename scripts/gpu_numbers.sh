@@ -7,17 +7,21 @@
 #
 #     OUT=gpu-out BUDGET=540 bash scripts/gpu_numbers.sh
 #
-# The default plan, experiments/phantom-gpu.toml, is the part of phantom.toml a bare machine can run
-# in minutes, compiled: the 10% arms without a generator, then 50% and 100%. Trainings finished on
-# the CPU travel as markers (`scripts/gpu_state.py pack WORKTREE gpu-state/done.tar.gz`, carry gpu-state)
+# The default plan, experiments/phantom-gpu.toml, is phantom.toml's 50% and 100% part, compiled
+# (eager when the benchmark finds compiling slower here): a lent machine starts bare, the 1% and 10%
+# parts run on the CPU, and a regimen is run whole on one machine. Trainings finished elsewhere
+# travel as markers (`scripts/gpu_state.py pack WORKTREE gpu-state/done.tar.gz`, carry gpu-state)
 # and are skipped. Its finished runs come back in runs.tar.gz; `scripts/gpu_state.py merge` adds them
-# to the CPU's worktree without touching a run there, and they count as done tasks of phantom.toml. A run unfinished at the deadline is lost: its checkpoint (84 MB) is
-# over what comes back.
+# to the CPU's worktree without touching a run there, and they count as done tasks of phantom.toml.
+# A run unfinished at the deadline is lost: its checkpoint (84 MB) is over what comes back. A 50% run
+# is about 850,000 images: the benchmarks take a third of the budget at most, and BENCH=0 skips
+# them (a second call on the warm machine gives the plan all of its budget).
 #
 # Written for a lent GPU machine with PyTorch but without chexbal's other packages: the wheels
 # scripts/gpu_wheels.sh puts in .whl/ (carry it) are installed first when that folder exists.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
+BENCH=${BENCH:-1}        # 0: skip the benchmarks (a second call on a warm machine, say)
 BUDGET=${BUDGET:-540}   # seconds for the whole script
 PLAN=${PLAN:-experiments/phantom-gpu.toml}
 PARALLEL=${PARALLEL:+--parallel $PARALLEL} # processes at once; default: the runner's (8 per GPU at 64 px)
@@ -35,20 +39,32 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, zarr, torchxrayvision, pandas, numpy; print('torch', torch.__version__, 'zarr', zarr.__version__, 'pandas', pandas.__version__, 'numpy', numpy.__version__)" || exit 1
 python3 -m chexbal.cli --help > /dev/null || exit 1
 
-say "bench_train: eager and compiled (CUDA graphs), 64 and 224 px (bf16 autocast where the GPU has it)"
-for compile in "" "--compile"; do
-    for batch in 32 64; do
-        python3 scripts/bench_train.py --size 64 --batch-size $batch --images 6400 --device cuda $compile | tee -a "$OUT/bench.txt"
+bench() { # SIZE BATCH IMAGES [--compile]; skipped once a third of the budget is spent (the plan needs the rest)
+    local name="/tmp/bench-$1-$2${4:+-compiled}.txt"
+    if ((SECONDS > BUDGET / 3)); then say "skipped: bench_train $*"; return; fi
+    timeout 90 python3 scripts/bench_train.py --size "$1" --batch-size "$2" --images "$3" --device cuda ${4:-} | tee "$name" | tee -a "$OUT/bench.txt"
+}
+epoch_rate() { awk '/^train epoch/ {print $3}' "$1" 2>/dev/null; }
+if [ "$BENCH" = 1 ]; then
+    rm -f /tmp/bench-*.txt /tmp/plan-eager.toml
+    say "bench_train: eager and compiled (CUDA graphs), 64 and 224 px, bf16 autocast; the headline pairs first"
+    for args in "64 32 3200" "224 64 1600" "64 64 3200" "224 128 1600" "224 32 1600"; do
+        bench $args
+        bench $args --compile
     done
-    for batch in 32 64 128; do
-        python3 scripts/bench_train.py --size 224 --batch-size $batch --images 3200 --device cuda $compile | tee -a "$OUT/bench.txt"
-    done
-done
+    eager=$(epoch_rate /tmp/bench-64-32.txt) compiled=$(epoch_rate /tmp/bench-64-32-compiled.txt)
+    if ! awk -v c="${compiled:-0}" -v e="${eager:-0}" 'BEGIN { exit !(c > e) }'; then
+        say "compiled did not beat eager at 64 px, batch 32 (${compiled:-no result} against ${eager:-no result} img/s): the plan trains eager"
+        sed 's/^compile = true/compile = false/' "$PLAN" > /tmp/plan-eager.toml && PLAN=/tmp/plan-eager.toml
+    fi
+elif [ -f /tmp/plan-eager.toml ]; then # an earlier call on this warm machine chose eager: its runs resume as they began
+    PLAN=/tmp/plan-eager.toml
+fi
 
 say "prepare the phantom (every core)"
 python3 -m chexbal.cli prepare --frac 1 --workers "$(nproc)" || exit 1
 sha256sum data/phantom-64/index.csv
-for frac in 0.1 0.5; do
+for frac in 0.5; do
     python3 -m chexbal.cli prepare --frac $frac --workers "$(nproc)" || exit 1
     sha256sum data/phantom-64/subsets/frac-$frac.csv
 done

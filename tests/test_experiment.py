@@ -93,7 +93,8 @@ def test_what_a_lent_gpu_runs_counts_as_done_in_the_published_plan(tmp_path, mon
     gpu = tasks_of(REPO / "experiments" / "phantom-gpu.toml")
     published = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
     shared = [t for t in gpu if not t.kind.startswith("gan-eval")]
-    assert {t.name for t in shared} >= {"train 0.1 real-extra seed 2", "train 0.5 none seed 0", "train 1 diffusion seed 2"}
+    assert {t.name for t in shared} >= {"train 0.5 none seed 0", "train 1 diffusion seed 2", "generate diffusion 0.5"}
+    assert {float(t.name.split()[1]) for t in shared if t.kind == "train"} == {0.5, 1.0}  # whole regimens, no CPU one
     assert not [t.name for t in shared if t.kind.startswith("train-")]  # a bare GPU trains no generator
     for task in shared:
         assert task.output == published[task.name].output and task.epochs == published[task.name].epochs, task.name
@@ -108,7 +109,7 @@ def test_trainings_finished_here_travel_to_a_gpu_as_markers_it_skips(tmp_path, m
     here.mkdir(), there.mkdir()
     monkeypatch.chdir(here)
     tasks = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom-gpu.toml")}
-    for name, epochs in (("train 0.1 none seed 0", 10), ("train 0.1 oversample seed 0", None)):
+    for name, epochs in (("train 0.5 none seed 0", 10), ("train 0.5 oversample seed 0", None)):
         run = tasks[name].output.parent / "lr0.001-bs32-adam-seed0"
         run.mkdir(parents=True)
         (run / "best.pt").write_bytes(b"weights")
@@ -122,7 +123,7 @@ def test_trainings_finished_here_travel_to_a_gpu_as_markers_it_skips(tmp_path, m
     assert packed.returncode == 0 and "1 finished trainings" in packed.stdout, packed.stderr
     subprocess.run(["tar", "xzf", state], cwd=there, check=True)
     monkeypatch.chdir(there)
-    assert [name for name, task in tasks.items() if task.done()] == ["train 0.1 none seed 0"]
+    assert [name for name, task in tasks.items() if task.done()] == ["train 0.5 none seed 0"]
     assert not list(there.rglob("*.pt"))
 
 
@@ -132,7 +133,7 @@ def test_runs_a_gpu_returns_are_added_without_touching_any_run_here(tmp_path, mo
     arrives with its selection, and then counts as done."""
     gpu, here = tmp_path / "gpu", tmp_path / "here"
     tasks = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom-gpu.toml")}
-    for root, names in ((gpu, ("train 0.1 none seed 0", "train 0.1 oversample seed 0")), (here, ("train 0.1 none seed 0",))):
+    for root, names in ((gpu, ("train 0.5 none seed 0", "train 0.5 oversample seed 0")), (here, ("train 0.5 none seed 0",))):
         root.mkdir()
         monkeypatch.chdir(root)
         for name in names:
@@ -148,12 +149,12 @@ def test_runs_a_gpu_returns_are_added_without_touching_any_run_here(tmp_path, mo
         [sys.executable, REPO / "scripts" / "gpu_state.py", "merge", archive, here], capture_output=True, text=True
     )
     assert merged.returncode == 0 and "1 run folders added" in merged.stdout and "1 skipped" in merged.stdout, merged.stderr
-    assert [name for name, task in tasks.items() if task.done()] == ["train 0.1 oversample seed 0"]
-    started = tasks["train 0.1 none seed 0"].output.parent / "lr0.001-bs32-adam-seed0"
+    assert [name for name, task in tasks.items() if task.done()] == ["train 0.5 oversample seed 0"]
+    started = tasks["train 0.5 none seed 0"].output.parent / "lr0.001-bs32-adam-seed0"
     assert (
         sorted(p.name for p in started.iterdir()) == ["history.csv"] and (started / "history.csv").read_text() == "made on here"
     )
-    assert not tasks["train 0.1 none seed 0"].output.exists()
+    assert not tasks["train 0.5 none seed 0"].output.exists()
     (tmp_path / "broken.tar.gz").write_bytes(b"not a tar")
     broken = subprocess.run(
         [sys.executable, REPO / "scripts" / "gpu_state.py", "merge", tmp_path / "broken.tar.gz", here],
