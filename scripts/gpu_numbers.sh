@@ -14,14 +14,15 @@
 # and are skipped. Its finished runs come back in runs.tar.gz; `scripts/gpu_state.py merge` adds them
 # to the CPU's worktree without touching a run there, and they count as done tasks of phantom.toml.
 # A run unfinished at the deadline is lost: its checkpoint (84 MB) is over what comes back. A 50% run
-# is about 850,000 images: the benchmarks take a third of the budget at most, and BENCH=0 skips
-# them (a second call on the warm machine gives the plan all of its budget).
+# is about 850,000 images: no benchmark starts after BENCH_SECONDS, and BENCH=0 skips them (a second
+# call on the warm machine gives the plan all of its budget).
 #
 # Written for a lent GPU machine with PyTorch but without chexbal's other packages: the wheels
 # scripts/gpu_wheels.sh puts in .whl/ (carry it) are installed first when that folder exists.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 BENCH=${BENCH:-1}        # 0: skip the benchmarks (a second call on a warm machine, say)
+BENCH_SECONDS=${BENCH_SECONDS:-180} # no benchmark starts after this many seconds
 BUDGET=${BUDGET:-540}   # seconds for the whole script
 PLAN=${PLAN:-experiments/phantom-gpu.toml}
 PARALLEL=${PARALLEL:+--parallel $PARALLEL} # processes at once; default: the runner's (8 per GPU at 64 px)
@@ -39,10 +40,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, zarr, torchxrayvision, pandas, numpy; print('torch', torch.__version__, 'zarr', zarr.__version__, 'pandas', pandas.__version__, 'numpy', numpy.__version__)" || exit 1
 python3 -m chexbal.cli --help > /dev/null || exit 1
 
-bench() { # SIZE BATCH IMAGES [--compile]; skipped once a third of the budget is spent (the plan needs the rest)
-    local name="/tmp/bench-$1-$2${4:+-compiled}.txt"
-    if ((SECONDS > BUDGET / 3)); then say "skipped: bench_train $*"; return; fi
-    timeout 90 python3 scripts/bench_train.py --size "$1" --batch-size "$2" --images "$3" --device cuda ${4:-} | tee "$name" | tee -a "$OUT/bench.txt"
+bench() { # SIZE BATCH IMAGES [--compile]; none starts after BENCH_SECONDS (the plan needs the rest)
+    local name="/tmp/bench-$1-$2${4:+-compiled}.txt" limit=60
+    [ -n "${4:-}" ] && limit=150 # compiling DenseNet-121 and recording its graphs takes a minute or more
+    if ((SECONDS > BENCH_SECONDS)); then say "skipped: bench_train $*"; return; fi
+    timeout $limit python3 scripts/bench_train.py --size "$1" --batch-size "$2" --images "$3" --device cuda ${4:-} | tee "$name" | tee -a "$OUT/bench.txt"
 }
 epoch_rate() { awk '/^train epoch/ {print $3}' "$1" 2>/dev/null; }
 if [ "$BENCH" = 1 ]; then
