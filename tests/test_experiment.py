@@ -102,6 +102,23 @@ def test_what_a_lent_gpu_runs_counts_as_done_in_the_published_plan(tmp_path, mon
     assert not any("--compile" in t.command for t in published.values())
 
 
+def test_the_cpu_plan_for_10_percent_runs_the_published_plans_tasks(tmp_path, monkeypatch):
+    """experiments/phantom-cpu-10.toml runs phantom.toml's 10% regimen and the 1% judges of its
+    generator checks on a CPU whose 1% runs are gone: every task must be phantom.toml's, with the same
+    output and command, so what it runs is published by phantom.toml, and it must publish nothing
+    itself (its report would show 1% as gaps over the published answer)."""
+    monkeypatch.chdir(tmp_path)
+    cpu = read_plan(REPO / "experiments" / "phantom-cpu-10.toml")
+    published = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom.toml")}
+    tasks = plan_tasks(cpu, sizes_for(cpu))
+    assert cpu.publish is None and cpu.name == "experiment"  # its wall times join the published plan's
+    assert {t.name for t in tasks if t.name.startswith("train 0.01")} == {"train 0.01 none seed 0", "train 0.01 none seed 1"}
+    ten = {n for n in published if n.startswith(("train 0.1 ", "gan-eval", "generate", "train-")) and " 0.1" in n}
+    assert ten <= {t.name for t in tasks}
+    for task in tasks:
+        assert (task.output, task.command) == (published[task.name].output, published[task.name].command), task.name
+
+
 def test_trainings_finished_here_travel_to_a_gpu_as_markers_it_skips(tmp_path, monkeypatch):
     """scripts/gpu_state.py packs each finished training's selection and metrics (no checkpoint);
     unpacked on a bare machine they make the GPU plan skip those tasks, and only those."""
