@@ -2,10 +2,12 @@
 
 Every finished output is found through the function the stage itself uses (`subset_path`,
 `GanConfig.default_run_dir`, `synthetic.folder`, `selection_path`), so a task is done exactly when its
-stage would find its work done. Order: the regimens' preparation and the pool generators, then one
-regimen after another, smallest first: its generators and their sets, its trainings, its generators'
-checks. So on a CPU the smallest regimen's results and checks come first, and a larger regimen's
-hour-long generation never holds them up (on GPUs the generators still train first: runner.next_on_gpu).
+stage would find its work done. Order: the regimens' preparation (smallest first: they write one
+image store) and the pool generators, then one regimen after another in the plan's order: its
+generators and their sets, its trainings, its generators' checks. A plan that lists its regimens
+smallest first (phantom.toml) has the smallest regimen's results and checks first on a CPU, and a
+larger regimen's hour-long generation never holds them up; one that lists a larger regimen first
+(phantom-cpu.toml) runs it first (on GPUs the generators still train first: runner.next_on_gpu).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def plan_tasks(plan: Plan, sizes: dict[float, tuple[int, int]]) -> list[Task]:
         if trains_pool_model(plan, model) and any(arm in r.arms for r in plan.regimens):
             tasks.append(model_task(plan, model, 1.0))
     checks = gan_eval_tasks(plan, sizes)
-    for regimen in sorted(plan.regimens, key=lambda r: r.frac):
+    for regimen in plan.regimens:
         tasks += generator_tasks(plan, regimen, sizes)
         tasks += [classifier_task(plan, regimen, arm, seed, sizes) for seed in regimen.seeds for arm in regimen.arms]
         tasks += [task for frac, task in checks if frac == regimen.frac]
