@@ -571,7 +571,7 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
     with pytest.raises(KeyboardInterrupt):
         runner.run_local([task], 1, tmp_path / "plan")
     times = pd.read_csv(tmp_path / "plan" / "stages.csv")
-    assert list(times["status"]) == ["stopped"] and list(times["task"]) == ["train-gan 0.01"]
+    assert list(times["status"]) == ["started", "stopped"] and set(times["task"]) == {"train-gan 0.01"}
 
     rows = [("train-gan 0.01", "stopped", 60.0), ("train 0.01 none seed 0", "done", 5.0), ("train-gan 0.01", "FAILED (1)", 1.0)]
     rows += [("train-gan 0.01", "done", 20.0), ("prepare 0.01", "stopped", 2.0)]
@@ -580,6 +580,35 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
     only_stopped = pd.DataFrame([("prepare 0.01", "stopped", 2.0)], columns=["task", "status", "minutes"])
     for times in (only_stopped, only_stopped.iloc[:0]):  # nothing finished yet: the publication's table is empty
         assert "| stage | runs | total | median |" in about_times(times, tmp_path)
+
+
+def test_a_part_cut_off_with_its_runner_is_counted_from_its_log(tmp_path):
+    """A runner killed outright (a machine switched off at a session's end) records no end for the
+    parts it ran: the next runner counts each from its `started` row to its log's last write."""
+    from chexbal.experiment import runner
+    from chexbal.experiment.publish import minutes_per_task
+
+    folder = tmp_path / "plan"
+    (folder / "logs").mkdir(parents=True)
+    begun = time.time() - 600
+    rows = [("train-gan 0.1", "started", 0.0, begun), ("train 0.1 none seed 0", "started", 0.0, begun)]
+    rows += [("train 0.1 none seed 0", "done", 9.5, begun + 570)]  # ended normally: nothing to add
+    with open(folder / "stages.csv", "w") as out:
+        out.write("task,status,minutes,machine,ended\n")
+        out.writelines(f"{t},{s},{m},x86_64 2 cores,{time.strftime(runner.STAMP, time.localtime(w))}\n" for t, s, m, w in rows)
+    for name in ("train-gan 0.1", "train 0.1 none seed 0"):
+        runner.log_path(folder, name).write_text("step 100\n")
+    os.utime(runner.log_path(folder, "train-gan 0.1"), (begun + 240, begun + 240))  # its last line, 4 min in
+    runner.count_cut_off_parts(folder)
+    runner.count_cut_off_parts(folder)  # once only: the part now ends with its `cut off` row
+    times = pd.read_csv(folder / "stages.csv")
+    cut = times[times["status"] == "cut off"]
+    assert list(cut["task"]) == ["train-gan 0.1"] and abs(cut["minutes"].iloc[0] - 4.0) < 0.05
+    times.loc[len(times)] = ["train-gan 0.1", "done", 80.0, "x86_64 2 cores", ""]
+    assert minutes_per_task(times).set_index("task")["minutes"].round(1).to_dict() == {
+        "train 0.1 none seed 0": 9.5,
+        "train-gan 0.1": 84.0,
+    }
 
 
 def test_a_publication_says_which_machine_ran_its_trainings(tmp_path, monkeypatch):

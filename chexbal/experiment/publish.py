@@ -109,7 +109,8 @@ def trainings_by_machine(tasks: list[Task]) -> str:
 
 def minutes_per_task(times: pd.DataFrame) -> pd.DataFrame:
     """Each finished task's wall time: the row that says it is done plus the rows of the parts before
-    it that were stopped (SIGTERM, a session's end) or failed, since a stage resumes where it stopped."""
+    it that were stopped (SIGTERM), cut off (a killed runner: runner.count_cut_off_parts) or failed,
+    since a stage resumes where it stopped. `started` rows count 0 minutes."""
     minutes: dict[str, float] = {}
     for task, rows in times.groupby("task", sort=False):
         parts = 0.0

@@ -15,6 +15,7 @@ that need it; a re-run resubmits only what is unfinished.
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -39,6 +40,7 @@ def run_local(tasks: list[Task], parallel: int, folder: Path, gpus: int = 0) -> 
     """Start tasks as their inputs appear, `parallel` at a time; on exit (done, Ctrl-C, SIGTERM) the
     running ones are stopped, and they resume on the next run. Returns the names of failed tasks."""
     running: dict[str, tuple[subprocess.Popen, float]] = {}
+    count_cut_off_parts(folder)
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         return _schedule(tasks, parallel, folder, running, gpus)
@@ -83,6 +85,7 @@ def _schedule(tasks: list[Task], parallel: int, folder: Path, running: dict, gpu
             todo.remove(task)
             gpu_of[task.name] = gpu
             running[task.name] = (_start(task, folder, gpu, threads_per_process(parallel, gpus)), time.time())
+            record_time(folder / "stages.csv", task.name, "started", 0.0)
             log_line(f"{'start':>11} {task.name}" + (f" on GPU {gpu}" if gpus > 1 else ""))
         if not running and todo:
             log_line(f"{len(todo)} tasks wait on failed ones; see the logs in {folder / 'logs'}")
@@ -147,13 +150,35 @@ def log_line(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
+STAMP = "%Y-%m-%d %H:%M:%S"  # stages.csv's `ended` column: when the row was written (minutes only before 2026-12-06)
+
+
 def record_time(path: Path, name: str, status: str, seconds: float) -> None:
+    """A row of stages.csv: a task's part that ended (done, stopped, FAILED), or `started` (0 minutes)
+    when a part begins, so a part that a killed runner could not record is found later."""
     new = not path.exists()
     with open(path, "a") as out:
         if new:
             out.write("task,status,minutes,machine,ended\n")
         machine = f"{os.uname().machine} {os.cpu_count()} cores"
-        out.write(f"{name},{status},{seconds / 60:.2f},{machine},{time.strftime('%Y-%m-%d %H:%M')}\n")
+        out.write(f"{name},{status},{seconds / 60:.2f},{machine},{time.strftime(STAMP)}\n")
+
+
+def count_cut_off_parts(folder: Path) -> None:
+    """A runner killed outright (SIGKILL, a machine switched off at a session's end) records nothing
+    for the parts it was running, and their wall time would be missing from the publication. Each task
+    whose last row is `started` gets a `cut off` row: from its start to its log's last write (tasks
+    write a progress line at most every 30 s), so at most about that much is missed."""
+    path = folder / "stages.csv"
+    if not path.exists():
+        return
+    with open(path, newline="") as rows:
+        last = {row["task"]: row for row in csv.DictReader(rows)}
+    for name, row in last.items():
+        log = log_path(folder, name)
+        if row["status"] == "started" and log.exists():
+            begun = time.mktime(time.strptime(row["ended"], STAMP))
+            record_time(path, name, "cut off", max(0.0, log.stat().st_mtime - begun))
 
 
 def run_slurm(tasks: list[Task], folder: Path, executor) -> list[str]:
