@@ -599,6 +599,9 @@ def test_a_part_cut_off_with_its_runner_is_counted_from_its_log(tmp_path):
     for name in ("train-gan 0.1", "train 0.1 none seed 0"):
         runner.log_path(folder, name).write_text("step 100\n")
     os.utime(runner.log_path(folder, "train-gan 0.1"), (begun + 240, begun + 240))  # its last line, 4 min in
+    with open(folder / "stages.csv", "a") as out:  # a row the killed runner left half written is passed over
+        out.write("train 0.1 oversample seed 0,started,0.00,x86_64 2 cores,2026-12-0")
+    runner.log_path(folder, "train 0.1 oversample seed 0").write_text("epoch 1\n")
     runner.count_cut_off_parts(folder)
     runner.count_cut_off_parts(folder)  # once only: the part now ends with its `cut off` row
     times = pd.read_csv(folder / "stages.csv")

@@ -160,8 +160,18 @@ def record_time(path: Path, name: str, status: str, seconds: float) -> None:
     with open(path, "a") as out:
         if new:
             out.write("task,status,minutes,machine,ended\n")
+        elif ends_mid_line(path):  # a row a killed runner left half written keeps a line of its own
+            out.write("\n")
         machine = f"{os.uname().machine} {os.cpu_count()} cores"
         out.write(f"{name},{status},{seconds / 60:.2f},{machine},{time.strftime(STAMP)}\n")
+
+
+def ends_mid_line(path: Path) -> bool:
+    with open(path, "rb") as file:
+        if file.seek(0, os.SEEK_END) == 0:
+            return False
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) != b"\n"
 
 
 def count_cut_off_parts(folder: Path) -> None:
@@ -176,9 +186,13 @@ def count_cut_off_parts(folder: Path) -> None:
         last = {row["task"]: row for row in csv.DictReader(rows)}
     for name, row in last.items():
         log = log_path(folder, name)
-        if row["status"] == "started" and log.exists():
-            begun = time.mktime(time.strptime(row["ended"], STAMP))
-            record_time(path, name, "cut off", max(0.0, log.stat().st_mtime - begun))
+        if row.get("status") != "started" or not log.exists():
+            continue
+        try:
+            begun = time.mktime(time.strptime(row["ended"] or "", STAMP))
+        except ValueError:  # a row cut off in the middle of its writing: no start to measure from
+            continue
+        record_time(path, name, "cut off", max(0.0, log.stat().st_mtime - begun))
 
 
 def run_slurm(tasks: list[Task], folder: Path, executor) -> list[str]:
