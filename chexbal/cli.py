@@ -492,13 +492,19 @@ def report(
     runs: Annotated[Path, typer.Option(help="Folder holding classifier runs.")] = Path("runs"),
     out: Annotated[Path, typer.Option(help="Folder for reports.")] = Path("reports"),
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
+    regimen: Annotated[
+        Optional[list[float]],
+        typer.Option(help="A regimen the report should have (repeat it); one with no finished run is marked as a gap."),
+    ] = None,
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
     """Tables 1 and 2 with CIs and paired tests, samples, learning curves, CAMs, generator quality."""
     from chexbal.analysis.report import report as run
 
-    folder = run(name=name, runs_root=runs, data_dir=data_dir, dataset=dataset, out_root=out, n_boot=n_boot)
+    folder = run(
+        name=name, runs_root=runs, data_dir=data_dir, dataset=dataset, out_root=out, n_boot=n_boot, planned=regimen or ()
+    )
     console.print(f"report written to {folder / 'report.html'} (and report.md)")
 
 

@@ -114,6 +114,8 @@ def test_report_without_runs(planted, tmp_path):
         "report", "--data-dir", planted / "data", "--dataset", "planted", "--runs", tmp_path, "--out", tmp_path
     )
     assert_one_line_error(result, output, 1, "no finished runs of planted")
+    result, output = invoke("report", "--data-dir", planted / "data", "--dataset", "planted", "--regimen", "1.5")
+    assert_one_line_error(result, output, 2, "--regimen must be in (0, 1], not 1.5")
 
 
 def test_gan_eval_with_a_missing_judge(planted, tmp_path):

@@ -323,6 +323,20 @@ def test_a_report_that_fails_publishes_nothing_and_leaves_the_old_publication(tm
     assert (tmp_path / "published" / "report.md").read_text() == "the last good report"
 
 
+def test_the_published_report_is_told_the_plans_regimens_so_unrun_ones_are_gaps(monkeypatch):
+    """The report sees only what ran; the publication passes it the plan's regimens (`--regimen`), so
+    50% and 100% before a GPU has run them are named as gaps on the page, not left out silently."""
+    from chexbal.experiment import publish
+
+    commands = []
+    monkeypatch.setattr(
+        publish.subprocess, "run", lambda command, check: commands.append(command) or types.SimpleNamespace(returncode=0)
+    )
+    publish.render_report(read_plan(REPO / "experiments" / "phantom.toml"))
+    asked = [commands[0][i + 1] for i, arg in enumerate(commands[0]) if arg == "--regimen"]
+    assert asked == ["0.01", "0.1", "0.5", "1"]
+
+
 def test_the_diffusion_arms_train_their_models_with_the_plans_recipe_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_plan(

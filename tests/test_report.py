@@ -168,6 +168,15 @@ def test_a_missing_arm_is_a_marked_gap(study, tmp_path):
     )
 
 
+def test_a_planned_regimen_without_runs_is_a_gap_in_the_answer(study, tmp_path):
+    """`chexbal experiment` passes its plan's regimens: one that no run reached (50% here, a GPU's
+    part) is named as a gap under the answer, and one with runs is not."""
+    base, _ = study
+    folder = report("planned", base / "runs", base / "data", "p64", tmp_path / "reports", n_boot=200, planned=(0.5, 1.0))
+    answer = (folder / "report.md").read_text().split("## Table 1")[0]
+    assert "no finished run (gaps in this report): 50%." in answer  # not 100%: it has runs
+
+
 def test_without_the_gan_arm_the_samples_and_maps_show_the_generator_arm_that_ran(study, tmp_path):
     import shutil
 

@@ -13,6 +13,7 @@ marked gap.
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -159,9 +160,16 @@ def report(
     dataset: str = DEFAULT_DATASET,
     out_root: Path = Path("reports"),
     n_boot: int = 1000,
+    *,
+    planned: Sequence[float] = (),
 ) -> Path:
+    """`planned`: regimens the report should have (a plan's): one with no finished run is marked as a
+    gap in the answer, as is a regimen prepared here without one."""
     if n_boot < 100:
         raise ChexbalError("--n-boot must be at least 100", 2)
+    outside = [frac for frac in planned if not 0 < frac <= 1]
+    if outside:
+        raise ChexbalError(f"--regimen must be in (0, 1], not {outside[0]:g}", 2)
     folder = locate(Path(data_dir), dataset)
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +190,8 @@ def report(
     changes = size_changes(comparisons, replicates)  # a third family: each Δ's change with data size
     changes = with_holm(changes) if len(changes) else changes
     generators = generators_table(folder, fracs)
-    blocks = answer_blocks(dataset, aucs, (comparisons, changes), generators, attrs, out)
+    gaps = [f"{f:.0%}" for f in sorted(set(fracs) | set(planned)) if not any(frac == f for frac, _ in runs)]
+    blocks = answer_blocks(dataset, aucs, (comparisons, changes), generators, attrs, out, gaps=gaps)
     blocks += table_blocks(folder, fracs, runs, (aucs, comparisons), generators)
     blocks += size_and_paper_blocks(aucs, changes, attrs.get("source") == "phantom")
     write_atomic(out / "table2.csv", aucs.to_csv(index=False))
@@ -198,7 +207,7 @@ def report(
     return out
 
 
-def answer_blocks(dataset: str, aucs, results: tuple, generators, attrs: dict, out: Path) -> list:
+def answer_blocks(dataset: str, aucs, results: tuple, generators, attrs: dict, out: Path, *, gaps: list[str]) -> list:
     comparisons, changes = results
     phantom = attrs.get("source") == "phantom"
     blocks = [("h1", f"chexbal report: {dataset}")]
@@ -215,6 +224,9 @@ def answer_blocks(dataset: str, aucs, results: tuple, generators, attrs: dict, o
         blocks.append(("p", "No finished classifier runs: train some with `chexbal train` or `chexbal sweep`."))
     else:
         blocks += [("p", line) for line in answer(aucs, comparisons, generators, phantom, changes)]
+    if gaps:
+        blocks.append(("p", f"Regimens planned or prepared but with no finished run (gaps in this report): {', '.join(gaps)}."))
+    if not aucs.empty:
         blocks += figure_blocks(aucs, comparisons, out)
     return blocks
 
@@ -238,9 +250,6 @@ def table_blocks(folder: Path, fracs: list[float], runs: Runs, results: tuple, g
             ("h2", "Validation positives per regimen"),
             ("table", validation_positives(runs, folder)),
         ]
-    untrained = [f"{f:.0%}" for f in fracs if not any(frac == f for frac, _ in runs)]
-    if untrained:
-        blocks.append(("p", f"Regimens prepared but with no finished run (gap): {', '.join(untrained)}."))
     return blocks
 
 

@@ -45,6 +45,7 @@ def render_report(plan: Plan) -> Path:
     """`chexbal report` in a fresh process. A runner that has run for hours holds the code it loaded
     when it started; the page must be rendered by the code its README names (the commit now)."""
     command = [*CHEXBAL, "report", "--name", plan.name, "--dataset", plan.dataset]
+    command += [arg for regimen in plan.regimens for arg in ("--regimen", f"{regimen.frac:g}")]  # unrun: gaps
     if subprocess.run(command, check=False).returncode != 0:
         raise ChexbalError(f"the report of {plan.name} failed (its error is above): nothing was published")
     return REPORTS / plan.name
