@@ -21,7 +21,7 @@ from chexbal.cli import app
 from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import read_plan
 from chexbal.experiment.run import Options, experiment
-from chexbal.experiment.tasks import plan_tasks
+from chexbal.experiment.tasks import Task, plan_tasks
 from chexbal.progress import bar
 from chexbal.testing import make_planted
 
@@ -567,7 +567,6 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
     (16.8 of about 80 minutes): the runner now records the stopped part, and the publication sums them."""
     from chexbal.experiment import runner
     from chexbal.experiment.publish import minutes_per_task
-    from chexbal.experiment.tasks import Task
 
     class Sleeper(Task):
         def argv(self):
@@ -626,6 +625,45 @@ def test_a_part_cut_off_with_its_runner_is_counted_from_its_log(tmp_path):
         "train 0.1 none seed 0": 9.5,
         "train-gan 0.1": 84.0,
     }
+
+
+def test_the_estimate_is_corrected_by_how_long_the_plans_finished_tasks_took_here(tmp_path, monkeypatch):
+    """Rates measured for seconds beside other work priced a GAN at 73 min that took 104: the tasks
+    finished here (all parts since their last finish, on this kind of machine) correct their kind."""
+    from chexbal.experiment import runner
+    from chexbal.experiment.estimate import corrections
+
+    folder = tmp_path / "plan"
+    folder.mkdir()
+    here, there = runner.this_machine(), "aarch64 64 cores"
+    rows = [
+        ("train-gan 0.1", "stopped", 30.0, here),
+        ("train-gan 0.1", "cut off", 10.0, here),
+        ("train-gan 0.1", "done", 60.0, here),  # stopped and resumed: 100 min
+        ("train 0.1 none seed 0", "done", 99.0, here),
+        ("train 0.1 none seed 0", "done", 20.0, here),  # done again from scratch: its new 20 min
+        ("train 0.1 none seed 1", "done", 1.0, there),  # another machine's time says nothing here
+        ("train 0.1 gan seed 0", "started", 0.0, here),  # not finished
+    ]
+    with open(folder / "stages.csv", "w") as out:
+        out.write("task,status,minutes,machine,ended\n")
+        out.writelines(f"{t},{s},{m},{w},2026-12-06 18:00:00\n" for t, s, m, w in rows)
+        out.write("train 0.1 none seed 2,done,3")  # half written by a killed runner
+    finished = runner.finished_here(folder)
+    assert {name: seconds / 60 for name, seconds in finished.items()} == {"train-gan 0.1": 100.0, "train 0.1 none seed 0": 20.0}
+
+    monkeypatch.chdir(tmp_path)
+    made = tmp_path / "made"
+    made.write_text("")
+    tasks = [
+        Task("train-gan 0.1", [], made, "train-gan", 5000),
+        Task("train 0.1 none seed 0", [], made, "train", 1000),
+        Task("train 0.1 none seed 1", [], made, "train", 1000),
+        Task("train 0.1 gan seed 0", [], tmp_path / "not made", "train", 1000),
+    ]
+    price = {"train-gan 0.1": 80 * 60, "train 0.1 none seed 0": 25 * 60}
+    factors = corrections(tasks, finished, lambda task: price[task.name])
+    assert factors == {"train-gan": (100 / 80, 1), "train": (20 / 25, 1)}
 
 
 def test_a_publication_says_which_machine_ran_its_trainings(tmp_path, monkeypatch):

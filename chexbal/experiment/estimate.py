@@ -3,8 +3,9 @@
 Each kind of task is timed for a couple of steps at the plan's size, on the device and with the
 threads its processes will have (one thread per process on a CPU), after a warm-up step: images
 rendered or decoded per second, DenseNet-121 training and scoring images per second, GAN steps per
-second, generated images per second. A task's estimate is its work over its rate. The estimate
-leaves out the report, whose time grows with the runs, and a GPU shared by several processes.
+second, generated images per second. A task's estimate is its work over its rate, times how much
+longer than priced the plan's tasks of its kind that finished here took (`corrections`). The
+estimate leaves out the report, whose time grows with the runs, and a GPU shared by several processes.
 `gan-eval` is priced from what it does (`gan_eval_seconds`), on the CPU where it runs.
 """
 
@@ -48,7 +49,8 @@ class Rates:
     diffusion_step: float  # diffusion training steps per second (0: the plan has no diffusion arm)
     diffusion_generate: float  # images per second the diffusion model samples, at the plan's steps
 
-    def seconds(self, task: Task, test_images: int, phantom: bool = False) -> float:
+    def seconds(self, task: Task, test_images: int, phantom: bool = False, whole: bool = False) -> float:
+        """What the task has left (`whole`: all of it) takes at these rates."""
         if task.kind == "train":  # plus validation each epoch (about 6% of the rows) and the test set
             return task.work / self.train + (0.06 * task.work + test_images) / self.score
         if task.kind.startswith("gan-eval-"):
@@ -60,7 +62,7 @@ class Rates:
             "generate-gan": self.generate,
             "generate-diffusion": self.diffusion_generate,
         }[task.kind]
-        return task.work_left() / rate
+        return (task.work if whole else task.work_left()) / rate
 
     def gan_eval_seconds(self, task: Task, test_images: int, phantom: bool) -> float:
         """`gan-eval` with n images draws them and 1.5 n more (each target's quarter of the conditions
@@ -72,6 +74,22 @@ class Rates:
         generate = {"gan": self.generate, "diffusion": self.diffusion_generate}[task.kind.split("-")[-1]]
         scored = judges * (test_images + 2.5 * n) + (n if phantom else 0)
         return 2.5 * n / generate + scored / self.judge + (n / self.prepare if phantom else 0)
+
+
+def corrections(tasks: list[Task], finished: dict[str, float], price) -> dict[str, tuple[float, int]]:
+    """Per kind of task, the wall time its tasks finished here took over their price (`price(task)`:
+    the whole task at the measured rates), and how many there were. The rates are measured in
+    seconds beside whatever runs then; the finished tasks ran beside the plan's own other processes,
+    as the rest will (a GAN priced at 73 min took 104, paused twice for 13 min)."""
+    spent: dict[str, float] = {}
+    priced: dict[str, float] = {}
+    counted: dict[str, int] = {}
+    for task in tasks:
+        if task.name in finished and task.done():
+            spent[task.kind] = spent.get(task.kind, 0.0) + finished[task.name]
+            priced[task.kind] = priced.get(task.kind, 0.0) + price(task)
+            counted[task.kind] = counted.get(task.kind, 0) + 1
+    return {kind: (spent[kind] / priced[kind], counted[kind]) for kind in spent if priced[kind] > 0}
 
 
 def regimen_sizes(plan: Plan) -> dict[float, tuple[int, int]]:

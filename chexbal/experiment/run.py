@@ -10,7 +10,7 @@ from pathlib import Path
 from chexbal import files
 from chexbal.errors import ChexbalError
 from chexbal.experiment import runner
-from chexbal.experiment.estimate import measure, regimen_sizes
+from chexbal.experiment.estimate import corrections, measure, regimen_sizes
 from chexbal.experiment.plan import read_plan
 from chexbal.experiment.publish import publish
 from chexbal.experiment.tasks import plan_tasks
@@ -91,8 +91,7 @@ def show_plan(plan, tasks, sizes, options: Options) -> None:
         return
     busy = os.getloadavg()[0]  # before measuring: the measurement itself adds to it
     rates = measure(plan)
-    test_images = next(iter(sizes.values()))[1]
-    seconds = {t.name: rates.seconds(t, test_images, plan.source == "phantom") for t in left}
+    seconds, factors = priced_here(plan, tasks, left, rates, next(iter(sizes.values()))[1])
     for task in left:
         results.print(f"  {seconds[task.name] / 60:7.1f} min  {task.name}")
     parallel = processes_at_once(options, gpu_count(), plan.size)
@@ -101,7 +100,25 @@ def show_plan(plan, tasks, sizes, options: Options) -> None:
         f"about {hours:.1f} process-hours here ({hours / parallel:.1f} h with {parallel} at once), plus the report; "
         f"measured: {rates.train:.0f} training img/s per process, {rates.gan_step:.1f} GAN steps/s"
     )
-    if busy > (os.cpu_count() or 1) / 2:  # rates measured beside other work read low: say so rather than mislead
+    if factors:
         results.print(
-            f"the machine was busy while measuring (load {busy:.1f} on {os.cpu_count()} cores): these times are too long"
+            "corrected by the tasks finished here (took / priced): "
+            + ", ".join(f"{kind} x{factor:.2f} ({n})" for kind, (factor, n) in sorted(factors.items()))
         )
+    unmeasured = {t.kind for t in left} - set(factors)
+    if unmeasured and busy > (os.cpu_count() or 1) / 2:  # rates measured beside other work mislead: say so
+        results.print(
+            f"the machine was busy while measuring (load {busy:.1f} on {os.cpu_count()} cores): "
+            f"the times of {', '.join(sorted(unmeasured))}, which no finished task here corrects, may be far off"
+        )
+
+
+def priced_here(plan, tasks, left, rates, test_images: int) -> tuple[dict[str, float], dict[str, tuple[float, int]]]:
+    """Seconds per task left, at the measured rates corrected by the plan's tasks finished here, and
+    the corrections (per kind: took / priced, tasks)."""
+
+    def price(task, whole=False):
+        return rates.seconds(task, test_images, plan.source == "phantom", whole)
+
+    factors = corrections(tasks, runner.finished_here(runner.run_dir(plan.name)), lambda t: price(t, whole=True))
+    return {t.name: price(t) * factors.get(t.kind, (1.0, 0))[0] for t in left}, factors

@@ -162,8 +162,34 @@ def record_time(path: Path, name: str, status: str, seconds: float) -> None:
             out.write("task,status,minutes,machine,ended\n")
         elif ends_mid_line(path):  # a row a killed runner left half written keeps a line of its own
             out.write("\n")
-        machine = f"{os.uname().machine} {os.cpu_count()} cores"
-        out.write(f"{name},{status},{seconds / 60:.2f},{machine},{time.strftime(STAMP)}\n")
+        out.write(f"{name},{status},{seconds / 60:.2f},{this_machine()},{time.strftime(STAMP)}\n")
+
+
+def this_machine() -> str:
+    """stages.csv's `machine` column; the estimate learns only from rows a machine like this one wrote."""
+    return f"{os.uname().machine} {os.cpu_count()} cores"
+
+
+def finished_here(folder: Path) -> dict[str, float]:
+    """Per task finished on this machine, the wall seconds of its last finish: all its parts since its
+    previous finish (a task stopped and resumed counts every part; one done again counts its new parts)."""
+    path = folder / "stages.csv"
+    if not path.exists():
+        return {}
+    finished: dict[str, float] = {}
+    since: dict[str, float] = {}
+    with open(path, newline="") as rows:
+        for row in csv.DictReader(rows):
+            try:
+                seconds = 60 * float(row["minutes"] or "")
+            except (TypeError, ValueError):  # a row a killed runner left half written
+                continue
+            if row.get("machine") != this_machine():
+                continue
+            since[row["task"]] = since.get(row["task"], 0.0) + seconds
+            if row["status"] == "done":
+                finished[row["task"]] = since.pop(row["task"])
+    return finished
 
 
 def ends_mid_line(path: Path) -> bool:
