@@ -566,7 +566,6 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
     """A generator stopped at a session's end and resumed in the next once showed only its last part
     (16.8 of about 80 minutes): the runner now records the stopped part, and the publication sums them."""
     from chexbal.experiment import runner
-    from chexbal.experiment.publish import minutes_per_task
 
     class Sleeper(Task):
         def argv(self):
@@ -588,7 +587,7 @@ def test_a_task_stopped_part_way_counts_all_its_parts_in_the_published_wall_time
 
     rows = [("train-gan 0.01", "stopped", 60.0), ("train 0.01 none seed 0", "done", 5.0), ("train-gan 0.01", "FAILED (1)", 1.0)]
     rows += [("train-gan 0.01", "done", 20.0), ("prepare 0.01", "stopped", 2.0)]
-    minutes = minutes_per_task(pd.DataFrame(rows, columns=["task", "status", "minutes"])).set_index("task")["minutes"]
+    minutes = runner.minutes_per_task(pd.DataFrame(rows, columns=["task", "status", "minutes"])).set_index("task")["minutes"]
     assert minutes.to_dict() == {"train-gan 0.01": 81.0, "train 0.01 none seed 0": 5.0}  # unfinished tasks are not listed
     only_stopped = pd.DataFrame([("prepare 0.01", "stopped", 2.0)], columns=["task", "status", "minutes"])
     for times in (only_stopped, only_stopped.iloc[:0]):  # nothing finished yet: the publication's table is empty
@@ -599,7 +598,6 @@ def test_a_part_cut_off_with_its_runner_is_counted_from_its_log(tmp_path):
     """A runner killed outright (a machine switched off at a session's end) records no end for the
     parts it ran: the next runner counts each from its `started` row to its log's last write."""
     from chexbal.experiment import runner
-    from chexbal.experiment.publish import minutes_per_task
 
     folder = tmp_path / "plan"
     (folder / "logs").mkdir(parents=True)
@@ -621,7 +619,7 @@ def test_a_part_cut_off_with_its_runner_is_counted_from_its_log(tmp_path):
     cut = times[times["status"] == "cut off"]
     assert list(cut["task"]) == ["train-gan 0.1"] and abs(cut["minutes"].iloc[0] - 4.0) < 0.05
     times.loc[len(times)] = ["train-gan 0.1", "done", 80.0, "x86_64 2 cores", ""]
-    assert minutes_per_task(times).set_index("task")["minutes"].round(1).to_dict() == {
+    assert runner.minutes_per_task(times).set_index("task")["minutes"].round(1).to_dict() == {
         "train 0.1 none seed 0": 9.5,
         "train-gan 0.1": 84.0,
     }

@@ -14,6 +14,7 @@ import pandas as pd
 from chexbal import files
 from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import Plan
+from chexbal.experiment.runner import minutes_per_task
 from chexbal.experiment.tasks import CHEXBAL, Task
 from chexbal.provenance import git_commit, provenance
 
@@ -106,22 +107,6 @@ def trainings_by_machine(tasks: list[Task]) -> str:
         where = f"{machine} ({config.get('device_used', '?')}{', compiled' if config.get('compile') else ''})"
         counts[where] = counts.get(where, 0) + 1
     return "; ".join(f"{n} on {where}" for where, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def minutes_per_task(times: pd.DataFrame) -> pd.DataFrame:
-    """Each finished task's wall time: the row that says it is done plus the rows of the parts before
-    it that were stopped (SIGTERM), cut off (a killed runner: runner.count_cut_off_parts) or failed,
-    since a stage resumes where it stopped. `started` rows count 0 minutes."""
-    minutes: dict[str, float] = {}
-    for task, rows in times.groupby("task", sort=False):
-        parts = 0.0
-        for status, spent in zip(rows["status"], rows["minutes"]):
-            parts += spent
-            if status == "done":
-                minutes[task], parts = parts, 0.0  # a task run again after it finished counts its last run
-    return pd.DataFrame(
-        {"task": pd.Series(list(minutes), dtype=object), "minutes": pd.Series(list(minutes.values()), dtype=float)}
-    )
 
 
 def regimen_line(plan: Plan, regimen) -> str:

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from chexbal.experiment.tasks import Task
 from chexbal.workers import die_with_parent
 
@@ -171,25 +173,31 @@ def this_machine() -> str:
 
 
 def finished_here(folder: Path) -> dict[str, float]:
-    """Per task finished on this machine, the wall seconds of its last finish: all its parts since its
-    previous finish (a task stopped and resumed counts every part; one done again counts its new parts)."""
+    """Per task finished on this machine, the wall seconds of its last finish (`minutes_per_task`)."""
     path = folder / "stages.csv"
     if not path.exists():
         return {}
-    finished: dict[str, float] = {}
-    since: dict[str, float] = {}
-    with open(path, newline="") as rows:
-        for row in csv.DictReader(rows):
-            try:
-                seconds = 60 * float(row["minutes"] or "")
-            except (TypeError, ValueError):  # a row a killed runner left half written
-                continue
-            if row.get("machine") != this_machine():
-                continue
-            since[row["task"]] = since.get(row["task"], 0.0) + seconds
-            if row["status"] == "done":
-                finished[row["task"]] = since.pop(row["task"])
-    return finished
+    times = pd.read_csv(path, on_bad_lines="skip")
+    times["minutes"] = pd.to_numeric(times["minutes"], errors="coerce")  # a row a killed runner left half written
+    here = times[(times["machine"] == this_machine()) & times["minutes"].notna()]
+    per_task = minutes_per_task(here)
+    return dict(zip(per_task["task"], 60 * per_task["minutes"]))
+
+
+def minutes_per_task(times: pd.DataFrame) -> pd.DataFrame:
+    """Each finished task's wall time: the row that says it is done plus the rows of the parts before
+    it that were stopped (SIGTERM), cut off (a killed runner: `count_cut_off_parts`) or failed,
+    since a stage resumes where it stopped. `started` rows count 0 minutes."""
+    minutes: dict[str, float] = {}
+    for task, rows in times.groupby("task", sort=False):
+        parts = 0.0
+        for status, spent in zip(rows["status"], rows["minutes"]):
+            parts += spent
+            if status == "done":
+                minutes[task], parts = parts, 0.0  # a task run again after it finished counts its last run
+    return pd.DataFrame(
+        {"task": pd.Series(list(minutes), dtype=object), "minutes": pd.Series(list(minutes.values()), dtype=float)}
+    )
 
 
 def ends_mid_line(path: Path) -> bool:
