@@ -660,8 +660,23 @@ def test_the_estimate_is_corrected_by_how_long_the_plans_finished_tasks_took_her
         Task("train 0.1 gan seed 0", [], tmp_path / "not made", "train", 1000),
     ]
     price = {"train-gan 0.1": 80 * 60, "train 0.1 none seed 0": 25 * 60}
-    factors = corrections(tasks, finished, lambda task: price[task.name])
+    factors = corrections([t for t in tasks if t.done()], finished, lambda task: price[task.name])
     assert factors == {"train-gan": (100 / 80, 1), "train": (20 / 25, 1)}
+
+
+def test_a_damaged_stages_file_is_one_clear_error_and_an_empty_one_gets_its_header(tmp_path):
+    """stages.csv feeds the estimate and the publication: a file of other columns is named, not a
+    KeyError; one a runner killed as it created it left empty is written with its header again."""
+    from chexbal.experiment import runner
+
+    path = tmp_path / "stages.csv"
+    path.write_text("")
+    assert runner.finished_here(tmp_path) == {}
+    runner.record_time(path, "prepare 0.01", "done", 30.0)
+    assert runner.finished_here(tmp_path) == {"prepare 0.01": 30.0}
+    path.write_text("stage,seconds\nprepare,3\n")
+    with pytest.raises(ChexbalError, match="stages.csv has columns"):
+        runner.finished_here(tmp_path)
 
 
 def test_a_publication_says_which_machine_ran_its_trainings(tmp_path, monkeypatch):

@@ -76,16 +76,16 @@ class Rates:
         return 2.5 * n / generate + scored / self.judge + (n / self.prepare if phantom else 0)
 
 
-def corrections(tasks: list[Task], finished: dict[str, float], price) -> dict[str, tuple[float, int]]:
-    """Per kind of task, the wall time its tasks finished here took over their price (`price(task)`:
-    the whole task at the measured rates), and how many there were. The rates are measured in
-    seconds beside whatever runs then; the finished tasks ran beside the plan's own other processes,
-    as the rest will (a GAN priced at 73 min took 104, paused twice for 13 min)."""
+def corrections(done: list[Task], finished: dict[str, float], price) -> dict[str, tuple[float, int]]:
+    """Per kind of task, the wall time that the `done` tasks `finished` here took over their price
+    (`price(task)`: the whole task at the measured rates), and how many there were. The rates are
+    measured in seconds beside whatever runs then; the finished tasks ran beside the plan's own other
+    processes, as the rest will (a GAN priced at 73 min took 104, paused twice for 13 min)."""
     spent: dict[str, float] = {}
     priced: dict[str, float] = {}
     counted: dict[str, int] = {}
-    for task in tasks:
-        if task.name in finished and task.done():
+    for task in done:
+        if task.name in finished:
             spent[task.kind] = spent.get(task.kind, 0.0) + finished[task.name]
             priced[task.kind] = priced.get(task.kind, 0.0) + price(task)
             counted[task.kind] = counted.get(task.kind, 0) + 1

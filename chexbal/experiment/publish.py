@@ -9,12 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pandas as pd
-
 from chexbal import files
 from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import Plan
-from chexbal.experiment.runner import minutes_per_task
+from chexbal.experiment.runner import minutes_per_task, read_stages
 from chexbal.experiment.tasks import CHEXBAL, Task
 from chexbal.provenance import git_commit, provenance
 
@@ -53,8 +51,7 @@ def render_report(plan: Plan) -> Path:
 
 
 def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
-    times = pd.read_csv(stages) if stages.exists() else pd.DataFrame(columns=["task", "status", "minutes"])
-    done = minutes_per_task(times).assign(stage=lambda t: t["task"].str.replace(r" seed \d+$", "", regex=True))
+    done = minutes_per_task(read_stages(stages)).assign(stage=lambda t: t["task"].str.replace(r" seed \d+$", "", regex=True))
     by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
     left = [t.name for t in tasks if not t.done()]
     git_commit.cache_clear()  # the commit now, which rendered the report, not the one the runner started at

@@ -120,5 +120,7 @@ def priced_here(plan, tasks, left, rates, test_images: int) -> tuple[dict[str, f
     def price(task, whole=False):
         return rates.seconds(task, test_images, plan.source == "phantom", whole)
 
-    factors = corrections(tasks, runner.finished_here(runner.run_dir(plan.name)), lambda t: price(t, whole=True))
+    waiting = {t.name for t in left}
+    done = [t for t in tasks if t.name not in waiting]
+    factors = corrections(done, runner.finished_here(runner.run_dir(plan.name)), lambda t: price(t, whole=True))
     return {t.name: price(t) * factors.get(t.kind, (1.0, 0))[0] for t in left}, factors

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from chexbal.errors import ChexbalError
 from chexbal.experiment.tasks import Task
 from chexbal.workers import die_with_parent
 
@@ -158,7 +159,7 @@ STAMP = "%Y-%m-%d %H:%M:%S"  # stages.csv's `ended` column: when the row was wri
 def record_time(path: Path, name: str, status: str, seconds: float) -> None:
     """A row of stages.csv: a task's part that ended (done, stopped, FAILED), or `started` (0 minutes)
     when a part begins, so a part that a killed runner could not record is found later."""
-    new = not path.exists()
+    new = not path.exists() or path.stat().st_size == 0  # a runner killed as it created the file left it empty
     with open(path, "a") as out:
         if new:
             out.write("task,status,minutes,machine,ended\n")
@@ -172,15 +173,28 @@ def this_machine() -> str:
     return f"{os.uname().machine} {os.cpu_count()} cores"
 
 
+STAGES_COLUMNS = ["task", "status", "minutes", "machine", "ended"]
+
+
+def read_stages(path: Path) -> pd.DataFrame:
+    """stages.csv as written (no rows while it is missing or empty), less the rows a killed runner
+    left half written without their minutes or with fields run together."""
+    try:
+        times = pd.read_csv(path, on_bad_lines="skip", dtype={"minutes": str})
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame({column: pd.Series(dtype=object) for column in STAGES_COLUMNS})
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ChexbalError(f"{path} is unreadable ({error}): move it aside, and the runner starts a new one") from None
+    if not {"task", "status", "minutes"} <= set(times.columns):
+        raise ChexbalError(f"{path} has columns {list(times.columns)}, not {STAGES_COLUMNS}: move it aside")
+    times["minutes"] = pd.to_numeric(times["minutes"], errors="coerce")
+    return times[times["minutes"].notna()].reindex(columns=STAGES_COLUMNS)
+
+
 def finished_here(folder: Path) -> dict[str, float]:
     """Per task finished on this machine, the wall seconds of its last finish (`minutes_per_task`)."""
-    path = folder / "stages.csv"
-    if not path.exists():
-        return {}
-    times = pd.read_csv(path, on_bad_lines="skip")
-    times["minutes"] = pd.to_numeric(times["minutes"], errors="coerce")  # a row a killed runner left half written
-    here = times[(times["machine"] == this_machine()) & times["minutes"].notna()]
-    per_task = minutes_per_task(here)
+    times = read_stages(folder / "stages.csv")
+    per_task = minutes_per_task(times[times["machine"] == this_machine()])
     return dict(zip(per_task["task"], 60 * per_task["minutes"]))
 
 
