@@ -11,7 +11,7 @@ import torch
 
 from chexbal.analysis.report import report
 from chexbal.classify import classifier
-from chexbal.classify.cam import class_activation_maps
+from chexbal.classify.cam import GradCam
 from chexbal.classify.train import TrainConfig, train
 from chexbal.data.dataset import load_images, read_index
 from chexbal.data.labels import PATHOLOGIES, TARGETS
@@ -200,7 +200,7 @@ def test_cams_have_the_image_size_and_peak_at_the_planted_finding(study):
     model = classifier.load_run(next((base / "runs" / "p64" / "frac-1" / "none").iterdir()))
     index = read_index(folder)
     positives = index[index[PLANTED] == 1].head(12)
-    maps = class_activation_maps(model, load_images(folder, positives), PLANTED)
+    maps = GradCam(model, 64).maps(load_images(folder, positives), PLANTED)
     assert maps.shape == (len(positives), 64, 64) and maps.min() >= 0 and maps.max() <= 1
     # The bright square sits in the top-left quadrant of every positive.
     top_left, bottom_right = maps[:, :32, :32].mean(axis=(1, 2)), maps[:, 32:, 32:].mean(axis=(1, 2))

@@ -18,7 +18,7 @@ from chexbal.analysis.oracle import read_signs
 from chexbal.analysis.results import Runs, first_seed
 from chexbal.classify import classifier
 from chexbal.classify.arms import arm_order
-from chexbal.classify.cam import class_activation_maps
+from chexbal.classify.cam import GradCam
 from chexbal.data.dataset import load_images
 from chexbal.data.labels import TARGETS
 
@@ -57,13 +57,13 @@ def pointing_table(folder: Path, runs: Runs, frac: float, per_target: int = 100)
     predictions = pd.read_csv(first_seed(runs, frac, arms[0]) / "test-predictions.csv")
     cases = {t: drawn_test_rows(predictions, signs, t, per_target) for t in TARGETS}
     images = {t: load_images(folder, rows) for t, rows in cases.items()}
+    size = next(iter(images.values())).shape[-1]
     records = []
     for arm in arms:
-        model = classifier.load_run(first_seed(runs, frac, arm))
+        cams = GradCam(classifier.load_run(first_seed(runs, frac, arm)), size)
         for target, rows in cases.items():
-            maps = class_activation_maps(model, images[target], target)
+            maps = cams.maps(images[target], target)
             records.append(_score(arm, target, hits(maps, rows[list(CORNERS)].to_numpy())))
-    size = next(iter(images.values())).shape[-1]
     for target, rows in cases.items():
         rate = chance(rows[list(CORNERS)].to_numpy(), size).mean() if len(rows) else np.nan
         records.append({"arm": "chance (random peak)", "target": target, "rate": rate})

@@ -56,7 +56,7 @@ from chexbal.analysis.wording import (
 )
 from chexbal.classify import classifier
 from chexbal.classify.arms import GENERATED, arm_order
-from chexbal.classify.cam import class_activation_maps
+from chexbal.classify.cam import GradCam
 from chexbal.data.dataset import DEFAULT_DATASET, load_images, locate, prepared_fracs, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, TARGETS
 from chexbal.errors import ChexbalError
@@ -136,16 +136,16 @@ def cam_section(folder: Path, runs: Runs, fracs: list[float], out: Path, per_row
     if frac is None:
         return None, ""
     run = first_seed(runs, frac, arm)
-    model = classifier.load_run(run)
     predictions = pd.read_csv(run / "test-predictions.csv")
     fake, fake_labels, _ = synthetic.load(folder, frac, GENERATED[arm])
+    cams = GradCam(classifier.load_run(run), fake.shape[-1])
     rows = {}
     for target in TARGETS:
         top = predictions[predictions[f"label/{target}"] == 1].nlargest(per_row, f"prob/{target}")
         real = load_images(folder, top) if len(top) else np.zeros((0, *fake.shape[1:]), np.uint8)
         generated = fake[np.flatnonzero(fake_labels["target"].to_numpy() == target)[:per_row]]
         for kind, images in (("real", real), ("generated", generated)):
-            maps = class_activation_maps(model, images, target) if len(images) else []
+            maps = cams.maps(images, target)
             rows[f"{target}: {kind}"] = [figures.overlay(i, m) for i, m in zip(images, maps)]
     title = f"CAMs, {arm}-augmented model, {frac:.0%} regimen"
     return figures.image_grid(
