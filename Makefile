@@ -74,6 +74,7 @@ bench: install  ## the speed benchmarks (each ends with `ratio <value>`)
 	$(BIN)/python scripts/bench_prepare.py
 	$(BIN)/python scripts/bench_train.py
 	$(BIN)/python scripts/bench_generate.py
+	$(BIN)/python scripts/bench_cams.py
 
 clean-runs:  ## delete runs/ and reports/ (prepared data stays)
 	rm -rf runs reports
