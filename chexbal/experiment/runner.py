@@ -225,8 +225,10 @@ def ends_mid_line(path: Path) -> bool:
 def count_cut_off_parts(folder: Path) -> None:
     """A runner killed outright (SIGKILL, a machine switched off at a session's end) records nothing
     for the parts it was running, and their wall time would be missing from the publication. Each task
-    whose last row is `started` gets a `cut off` row: from its start to its log's last write (tasks
-    write a progress line at most every 30 s), so at most about that much is missed."""
+    whose last row is `started` gets a `cut off` row: from its start to its log's last write. A task
+    writes a progress line when its bar moves (a GAN's steps, a training's epoch, a generated block),
+    at most one every 30 s; what it did after the last line (up to an epoch or a block) is lost and
+    done again, and counted, by the part that resumes it."""
     path = folder / "stages.csv"
     if not path.exists():
         return
