@@ -227,8 +227,8 @@ def count_cut_off_parts(folder: Path) -> None:
     for the parts it was running, and their wall time would be missing from the publication. Each task
     whose last row is `started` gets a `cut off` row: from its start to its log's last write. A task
     writes a progress line when its bar moves (a GAN's steps, a training's epoch, a generated block),
-    at most one every 30 s; what it did after the last line (up to an epoch or a block) is lost and
-    done again, and counted, by the part that resumes it."""
+    at most one every 30 s. So up to an epoch or a block goes uncounted; a training and generation
+    save where they log, so that work is lost and done again, and counted, by the part that resumes."""
     path = folder / "stages.csv"
     if not path.exists():
         return
