@@ -121,6 +121,23 @@ def test_the_cpu_plan_runs_the_published_plans_cpu_part_10_percent_first(tmp_pat
         assert (task.output, task.command) == (published[task.name].output, published[task.name].command), task.name
 
 
+def test_the_10_percent_publication_runs_nothing_the_cpu_plan_does_not(tmp_path, monkeypatch):
+    """experiments/phantom-10pct.toml publishes the 10% regimen alone, from the runs phantom-cpu.toml
+    makes: every task must be one of those, with the same output and command (else publishing it
+    would wait on, or train, something else), and it must publish apart from the whole plan's page."""
+    monkeypatch.chdir(tmp_path)
+    interim = read_plan(REPO / "experiments" / "phantom-10pct.toml")
+    cpu = {t.name: t for t in tasks_of(REPO / "experiments" / "phantom-cpu.toml")}
+    tasks = plan_tasks(interim, sizes_for(interim))
+    assert interim.name == "experiment" and interim.publish == Path("docs/experiment-v5-10pct")
+    assert {t.name for t in tasks if t.kind == "train"} == {n for n in cpu if n.startswith("train 0.1 ")} | {
+        "train 0.01 none seed 0",
+        "train 0.01 none seed 1",
+    }  # at 1% only the judges of its generators
+    for task in tasks:
+        assert (task.output, task.command) == (cpu[task.name].output, cpu[task.name].command), task.name
+
+
 def test_trainings_finished_here_travel_to_a_gpu_as_markers_it_skips(tmp_path, monkeypatch):
     """scripts/gpu_state.py packs each finished training's selection and metrics (no checkpoint);
     unpacked on a bare machine they make the GPU plan skip those tasks, and only those."""
