@@ -494,7 +494,10 @@ def report(
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.")] = 1000,
     regimen: Annotated[
         Optional[list[float]],
-        typer.Option(help="A regimen the report should have (repeat it); one with no finished run is marked as a gap."),
+        typer.Option(
+            help="A regimen the report should have (repeat it); one with no finished run is marked as a gap. "
+            "Default: the regimens prepared."
+        ),
     ] = None,
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,

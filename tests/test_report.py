@@ -177,6 +177,25 @@ def test_a_planned_regimen_without_runs_is_a_gap_in_the_answer(study, tmp_path):
     assert "no finished run (gaps in this report): 50%." in answer  # not 100%: it has runs
 
 
+def test_a_plans_page_names_only_its_own_regimens_as_gaps(study, planted, tmp_path):
+    """A regimen prepared here but not in the plan (50% here; 100% on a 10% page, prepared for the
+    pool generator) is not a gap of that plan's page; `chexbal report` without a plan names it."""
+    import shutil
+
+    base, _ = study
+    shutil.copytree(base / "data", tmp_path / "data")
+    prepare(
+        "chexpert", planted / "CheXpert-v1.0-small", 0.5, 64, data_dir=tmp_path / "data", dataset="p64", workers=1, quiet=True
+    )
+
+    def answer(name: str, planned: tuple) -> str:
+        folder = report(name, base / "runs", tmp_path / "data", "p64", tmp_path / "reports", n_boot=200, planned=planned)
+        return (folder / "report.md").read_text().split("## Table 1")[0]
+
+    assert "gaps in this report" not in answer("plan", (1.0,))
+    assert "no finished run (gaps in this report): 50%." in answer("prepared", ())
+
+
 def test_without_the_gan_arm_the_samples_and_maps_show_the_generator_arm_that_ran(study, tmp_path):
     import shutil
 

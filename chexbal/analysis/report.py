@@ -163,8 +163,9 @@ def report(
     *,
     planned: Sequence[float] = (),
 ) -> Path:
-    """`planned`: regimens the report should have (a plan's): one with no finished run is marked as a
-    gap in the answer, as is a regimen prepared here without one."""
+    """`planned`: the regimens the report should have (a plan's); each with no finished run is marked
+    as a gap in the answer. Without `planned`, the regimens prepared here are (a plan's page leaves
+    out those it does not plan: 100% is prepared wherever a pool generator trains)."""
     if n_boot < 100:
         raise ChexbalError("--n-boot must be at least 100", 2)
     outside = [frac for frac in planned if not 0 < frac <= 1]
@@ -190,7 +191,7 @@ def report(
     changes = size_changes(comparisons, replicates)  # a third family: each Δ's change with data size
     changes = with_holm(changes) if len(changes) else changes
     generators = generators_table(folder, fracs)
-    gaps = [f"{f:.0%}" for f in sorted(set(fracs) | set(planned)) if not any(frac == f for frac, _ in runs)]
+    gaps = [f"{f:.0%}" for f in sorted(set(planned) or fracs) if not any(frac == f for frac, _ in runs)]
     blocks = answer_blocks(dataset, aucs, (comparisons, changes), generators, attrs, out, gaps=gaps)
     blocks += table_blocks(folder, fracs, runs, (aucs, comparisons), generators)
     blocks += size_and_paper_blocks(aucs, changes, attrs.get("source") == "phantom")
@@ -225,7 +226,7 @@ def answer_blocks(dataset: str, aucs, results: tuple, generators, attrs: dict, o
     else:
         blocks += [("p", line) for line in answer(aucs, comparisons, generators, phantom, changes)]
     if gaps:
-        blocks.append(("p", f"Regimens planned or prepared but with no finished run (gaps in this report): {', '.join(gaps)}."))
+        blocks.append(("p", f"Regimens with no finished run (gaps in this report): {', '.join(gaps)}."))
     if not aucs.empty:
         blocks += figure_blocks(aucs, comparisons, out)
     return blocks
