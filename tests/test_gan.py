@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -265,3 +266,16 @@ def test_pair_change_tells_a_drawn_sign_from_a_change_spread_over_the_image():
     local, diffuse = pair_change(sign, off), pair_change(spread, off)
     assert local["top_share"] == pytest.approx(1.0) and local["mean_change"] == pytest.approx(100 * 51 / 127.5 / 4096)
     assert diffuse["top_share"] == pytest.approx(204 / 4096) and diffuse["mean_change"] == pytest.approx(2 / 127.5)
+
+
+def test_the_frechet_distance_is_the_squared_shift_between_equal_spreads_and_finite_when_singular():
+    """Every generator's FID goes through this; SciPy 1.18 drops an argument it once passed."""
+    from chexbal.generators.evaluation import frechet_distance
+
+    features = np.random.default_rng(0).normal(size=(4000, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # what will break must fail now
+        assert frechet_distance(features, features) == pytest.approx(0, abs=1e-6)
+    assert frechet_distance(features, features + 2.0) == pytest.approx(3 * 2.0**2)
+    few = features[:5] @ np.ones((3, 8))  # 5 images, 8 features, rank 1
+    assert np.isfinite(frechet_distance(few, few + 1.0))

@@ -23,6 +23,7 @@ the test set, which neither the classifier nor the generator has seen.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,9 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (as FID does)."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    with warnings.catch_warnings():  # a near-singular product is caught and regularised just below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(cov_a @ cov_b)  # no `disp`: SciPy 1.18 removes it
     if not np.isfinite(root).all():  # near-singular product: regularise as FID implementations do
         eps = np.eye(len(cov_a)) * 1e-6
         root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
