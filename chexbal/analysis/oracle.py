@@ -1,8 +1,10 @@
 """What the phantom knows: its drawn signs (signs.csv) and the oracle ceiling they set.
 
-The oracle is a perfect detector of the drawn signs. Scored against the (noisy) labels, its AUC is
-the most any classifier can expect from the images, since a row labelled positive without a sign
-looks like a negative. signs.csv is never an input to training.
+The oracle is a perfect detector of a target's own drawn sign. Scored against the (noisy) labels,
+its AUC is the most that sign can give, since a row labelled positive without it looks like a
+negative. It is not a bound on a classifier: one that also reads the signs of findings that co-occur
+with the target breaks the oracle's ties and can pass it (scripts/ceiling_check.py; at 10%,
+`real-extra` did on Pleural Other). signs.csv is never an input to training.
 """
 
 from __future__ import annotations

@@ -351,8 +351,8 @@ def provenance_table(runs: Runs) -> pd.DataFrame:
 
 
 def oracle_table(folder: Path) -> pd.DataFrame:
-    """Per target, the test AUC a perfect detector of the drawn signs reaches against the labels:
-    the ceiling the phantom's label noise sets (empty for a source that records no signs)."""
+    """Per target, the test AUC a perfect detector of its own drawn sign reaches against the labels:
+    the ceiling the phantom's label noise sets on that sign (empty for a source that records no signs)."""
     signs = read_signs(folder)
     if signs is None:
         return pd.DataFrame()
