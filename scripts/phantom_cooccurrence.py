@@ -8,7 +8,9 @@ Per target, on the test rows:
   CheXpert's own co-occurrence: the same on the phantom and on real films.
 - `other signs`: the same from the other findings' drawn signs (signs.csv): what a perfect reader of
   every other sign could score, on this phantom.
-- `oracle`: the target's own drawn sign (the ceiling).
+- `all signs`: the same from every drawn sign, the target's own among them: what a perfect reader of
+  the whole image could score. A classifier can pass `oracle` by reading the other signs, up to this.
+- `oracle`: the target's own drawn sign (the report's oracle ceiling: a ceiling on that sign only).
 - `carried by`: the three other signs that alone say most about the target (AUC furthest from 0.5;
   below 0.5: the target's positives show that sign less often).
 - per run (mean over the runs given): the AUC against the labels, the same among the rows that show
@@ -98,7 +100,10 @@ def main() -> None:
         keep = [i for i, name in enumerate(PATHOLOGIES) if name not in (target, "No Finding")]  # No Finding has no sign
         by_labels = cooccurrence_auc(train[others].to_numpy(), train[target], test[others].to_numpy(), test[target])
         by_signs = cooccurrence_auc(drawn_train[:, keep], train[target], drawn_test[:, keep], test[target])
-        line = f"{target:14} labels {by_labels:.3f}  other signs {by_signs:.3f}  oracle {ceiling[target]:.3f}"
+        every = keep + [PATHOLOGIES.index(target)]
+        by_all = cooccurrence_auc(drawn_train[:, every], train[target], drawn_test[:, every], test[target])
+        line = f"{target:14} labels {by_labels:.3f}  other signs {by_signs:.3f}  all signs {by_all:.3f}"
+        line += f"  oracle {ceiling[target]:.3f}"
         line += f"  carried by {strongest_signs(drawn_test[:, keep], test[target], [PATHOLOGIES[i] for i in keep])}"
         if runs:
             label, no_sign, sign = np.mean([run_aucs(predictions, target, signs) for predictions in runs], axis=0)

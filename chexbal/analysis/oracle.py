@@ -3,7 +3,7 @@
 The oracle is a perfect detector of a target's own drawn sign. Scored against the (noisy) labels,
 its AUC is the most that sign can give, since a row labelled positive without it looks like a
 negative. It is not a bound on a classifier: one that also reads the signs of findings that co-occur
-with the target breaks the oracle's ties and can pass it (scripts/ceiling_check.py; at 10%,
+with the target breaks the oracle's ties and can pass it (`all signs` in scripts/phantom_cooccurrence.py; at 10%,
 `real-extra` did on Pleural Other). signs.csv is never an input to training.
 """
 

@@ -283,7 +283,7 @@ def oracle_blocks(folder: Path) -> list:
             "The phantom's labels are noisy, as CheXpert's are: some positives show no sign, a few negatives "
             "show one. A perfect detector of each target's own drawn sign (signs.csv) would score as below. A "
             "classifier can pass it by reading the signs of other findings that come with the target in the label "
-            "vectors (scripts/ceiling_check.py measures how far):",
+            "vectors (`all signs` in scripts/phantom_cooccurrence.py measures how far):",
         ),
         ("table", ceilings),
     ]
