@@ -484,6 +484,17 @@ def gan_eval(
     console.print(f"written to {out}")
 
 
+def parse_only(specs: list[str]) -> dict[tuple[float, str], tuple[int, ...]]:
+    only = {}
+    for spec in specs:
+        try:
+            frac, arm, seeds = spec.split(":")
+            only[(float(frac), arm)] = tuple(int(seed) for seed in seeds.split(","))
+        except ValueError:
+            raise ChexbalError(f"--only {spec!r} is not FRAC:ARM:SEED[,SEED…], such as 0.1:gan:0,1,2", 2) from None
+    return only
+
+
 @app.command()
 @user_errors
 def report(
@@ -499,14 +510,29 @@ def report(
             "Default: the regimens prepared."
         ),
     ] = None,
+    only: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Report only these runs (repeat it): FRAC:ARM:SEED[,SEED…], e.g. 0.1:gan:0,1,2; `experiment` passes "
+            "its plan's. Default: every finished run under --runs."
+        ),
+    ] = None,
     data_dir: DataDir = Path("data"),
     dataset: Dataset = DEFAULT_DATASET,
 ) -> None:
     """Tables 1 and 2 with CIs and paired tests, samples, learning curves, CAMs, generator quality."""
     from chexbal.analysis.report import report as run
 
+    kept = parse_only(only) if only else None
     folder = run(
-        name=name, runs_root=runs, data_dir=data_dir, dataset=dataset, out_root=out, n_boot=n_boot, planned=regimen or ()
+        name=name,
+        runs_root=runs,
+        data_dir=data_dir,
+        dataset=dataset,
+        out_root=out,
+        n_boot=n_boot,
+        planned=regimen or (),
+        only=kept,
     )
     console.print(f"report written to {folder / 'report.html'} (and report.md)")
 

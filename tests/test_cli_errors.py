@@ -138,3 +138,8 @@ def test_resuming_a_run_that_is_not_there(planted, tmp_path):
     common = ["--data-dir", planted / "data", "--dataset", "planted", "--frac", "1"]
     result, output = invoke("train", "--resume", "--run-dir", tmp_path / "nosuchrun", *common)
     assert_one_line_error(result, output, 1, "nothing to resume")
+
+
+def test_a_malformed_only_is_one_line(tmp_path):
+    result, output = invoke("report", "--only", "0.1:gan", "--runs", tmp_path, "--data-dir", tmp_path)
+    assert_one_line_error(result, output, 2, "is not FRAC:ARM:SEED")

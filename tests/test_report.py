@@ -189,6 +189,18 @@ def test_a_plans_page_names_its_unrun_regimens_as_gaps_and_no_others(study, plan
     assert "no finished run (gaps in this report): 50%." in answer("prepared", ())
 
 
+def test_a_plans_page_reports_only_the_plans_runs_whatever_else_has_run(study, tmp_path):
+    """A 10% plan's page once took in a 1% `oversample` run that a longer plan had just finished:
+    a row it did not plan, and comparisons that widened its Holm family."""
+    base, _ = study
+    only = {(1.0, "none"): (0,), (1.0, "gan"): (0,)}
+    folder = report("plan", base / "runs", base / "data", "p64", tmp_path / "reports", n_boot=100, only=only)
+    table = pd.read_csv(folder / "table2.csv")
+    assert set(table["arm"]) == {"none", "gan"}
+    assert set(pd.read_csv(folder / "comparisons.csv")["arm"]) == {"gan"}
+    assert "standard" in set(pd.read_csv(base / "reports" / "test" / "table2.csv")["arm"])  # on disk, left out
+
+
 def test_without_the_gan_arm_the_samples_and_maps_show_the_generator_arm_that_ran(study, tmp_path):
     import shutil
 

@@ -13,7 +13,7 @@ marked gap.
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from chexbal.analysis.results import (
     find_runs,
     first_seed,
     generators_table,
+    keep_runs,
     oracle_table,
     per_seed_tests,
     provenance_table,
@@ -162,10 +163,12 @@ def report(
     n_boot: int = 1000,
     *,
     planned: Sequence[float] = (),
+    only: Mapping[tuple[float, str], Collection[int]] | None = None,
 ) -> Path:
     """`planned`: the regimens the report should have (a plan's); each with no finished run is marked
     as a gap in the answer. Without `planned`, the regimens prepared here are (a plan's page leaves
-    out those it does not plan: 100% is prepared wherever a pool generator trains)."""
+    out those it does not plan: 100% is prepared wherever a pool generator trains). `only`: the runs
+    to report, (regimen, arm) → seeds (a plan's); without it, every finished run under `runs_root`."""
     if n_boot < 100:
         raise ChexbalError("--n-boot must be at least 100", 2)
     outside = [frac for frac in planned if not 0 < frac <= 1]
@@ -175,6 +178,8 @@ def report(
     out = Path(out_root) / name
     out.mkdir(parents=True, exist_ok=True)
     runs = find_runs(Path(runs_root), dataset)
+    if only is not None:
+        runs = keep_runs(runs, only)
     if not runs:
         raise ChexbalError(
             f"no finished runs of {dataset} under {runs_root}: train some first (`chexbal train` or `chexbal experiment`)"

@@ -4,6 +4,7 @@ comparisons with Holm-adjusted p, and what each generator and plan was. No wordi
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,17 @@ def find_runs(runs_root: Path, dataset: str) -> Runs:
         if picks:
             chosen[(frac, arm_dir.name)] = dict(sorted(picks.items()))
     return chosen
+
+
+def keep_runs(runs: Runs, only: Mapping[tuple[float, str], Collection[int]]) -> Runs:
+    """The runs `only` names, (regimen, arm) → seeds; every other run on disk is left out, so a plan's
+    page holds its own runs and its comparisons' Holm family is the plan's, whatever else has run."""
+    kept: Runs = {}
+    for key, seeds in runs.items():
+        picked = {seed: run for seed, run in seeds.items() if seed in only.get(key, ())}
+        if picked:
+            kept[key] = picked
+    return kept
 
 
 def table1(folder: Path, fracs: list[float], seed: int = 0) -> pd.DataFrame:
