@@ -45,8 +45,9 @@ def render_report(plan: Plan) -> Path:
     when it started; the page must be rendered by the code its README names (the commit now)."""
     command = [*CHEXBAL, "report", "--name", plan.name, "--dataset", plan.dataset]
     command += [arg for regimen in plan.regimens for arg in ("--regimen", f"{regimen.frac:g}")]  # unrun: gaps
-    seeds = {regimen.frac: ",".join(map(str, regimen.seeds)) for regimen in plan.regimens}
-    command += [arg for r in plan.regimens for arm in r.arms for arg in ("--only", f"{r.frac:g}:{arm}:{seeds[r.frac]}")]
+    for regimen in plan.regimens:  # its runs only: another plan's runs on disk must not join the page
+        seeds = ",".join(map(str, regimen.seeds))
+        command += [arg for arm in regimen.arms for arg in ("--only", f"{regimen.frac:g}:{arm}:{seeds}")]
     if subprocess.run(command, check=False).returncode != 0:
         raise ChexbalError(f"the report of {plan.name} failed (its error is above): nothing was published")
     return REPORTS / plan.name

@@ -50,7 +50,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (as FID does)."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    with warnings.catch_warnings():  # a near-singular product is caught and regularised just below
+    with warnings.catch_warnings():  # a near-singular product's warning: it is handled below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         root = linalg.sqrtm(cov_a @ cov_b)  # no `disp`: SciPy 1.18 removes it
     if not np.isfinite(root).all():  # near-singular product: regularise as FID implementations do
