@@ -715,12 +715,29 @@ def test_a_publication_says_which_machine_ran_its_trainings(tmp_path, monkeypatc
         )
     assert trainings_by_machine(tasks) == "2 on Xeon, x86_64 (cpu); 1 on NVIDIA H200 (cuda, compiled)"
     nothing = pd.DataFrame(columns=["task", "status", "minutes"])
-    assert "Finished trainings by the machine that ran them: none yet." in about_times(nothing, tmp_path)
+    (tmp_path / "elsewhere").mkdir()  # a folder where none of the plan's trainings has finished
+    assert "Finished trainings by the machine that ran them: none yet." in about_times(nothing, tmp_path / "elsewhere")
 
 
-def about_times(times: pd.DataFrame, folder: Path) -> str:
+def test_a_publications_wall_times_are_its_plans_tasks_only(tmp_path):
+    """phantom-10pct.toml and phantom-cpu.toml share the name `experiment`, so one stages.csv: the
+    10% page once counted the 1% re-run's trainings as its own."""
+    rows = [("train 0.1 none seed 0", "done", 30.0), ("train 0.01 none seed 0", "done", 4.0)]
+    rows += [("train 0.01 oversample seed 0", "done", 5.0)]  # phantom-cpu.toml's, not the 10% plan's
+    times = pd.DataFrame(rows, columns=["task", "status", "minutes"])
+    page = about_times(times, tmp_path, "phantom-10pct.toml")
+    assert "| train 0.1 none | 1 | 30.0 | 30.0 |" in page and "| train 0.01 none | 1 | 4.0 | 4.0 |" in page
+    assert "| train 0.01 oversample |" not in page
+
+
+def about_times(times: pd.DataFrame, folder: Path, plan_file: str = "phantom.toml") -> str:
     from chexbal.experiment.publish import about
 
     times.to_csv(folder / "stages.csv", index=False)
-    plan = read_plan(REPO / "experiments" / "phantom.toml")
-    return about(plan, [], folder / "stages.csv", "chexbal experiment experiments/phantom.toml")
+    path = REPO / "experiments" / plan_file
+    here = Path.cwd()
+    os.chdir(folder)  # the tasks' outputs (runs/…) are looked for here, where none exist
+    try:
+        return about(read_plan(path), tasks_of(path), folder / "stages.csv", f"chexbal experiment experiments/{plan_file}")
+    finally:
+        os.chdir(here)

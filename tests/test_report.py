@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -191,14 +192,26 @@ def test_a_plans_page_names_its_unrun_regimens_as_gaps_and_no_others(study, plan
 
 def test_a_plans_page_reports_only_the_plans_runs_whatever_else_has_run(study, tmp_path):
     """A 10% plan's page once took in a 1% `oversample` run that a longer plan had just finished:
-    a row it did not plan, and comparisons that widened its Holm family."""
+    a row it did not plan, and comparisons that widened its Holm family. Its generator-quality
+    section likewise holds only the generators of its arms."""
     base, _ = study
-    only = {(1.0, "none"): (0,), (1.0, "gan"): (0,)}
-    folder = report("plan", base / "runs", base / "data", "p64", tmp_path / "reports", n_boot=100, only=only)
+
+    def page(name: str, arms: tuple[str, ...]) -> Path:
+        only = {(1.0, arm): (0,) for arm in arms}
+        return report(name, base / "runs", base / "data", "p64", tmp_path / "reports", n_boot=100, only=only)
+
+    folder = page("plan", ("none", "gan"))
     table = pd.read_csv(folder / "table2.csv")
     assert set(table["arm"]) == {"none", "gan"}
     assert set(pd.read_csv(folder / "comparisons.csv")["arm"]) == {"gan"}
     assert "standard" in set(pd.read_csv(base / "reports" / "test" / "table2.csv")["arm"])  # on disk, left out
+    assert "**gan-eval**:" in quality_section(folder)  # the pool GAN's check, beside the `gan` arm
+    without_gan = quality_section(page("no-generator", ("none", "standard")))
+    assert "**gan-eval**" not in without_gan and "for a generator of this report's arms: gap" in without_gan
+
+
+def quality_section(folder: Path) -> str:
+    return (folder / "report.md").read_text().split("## Generator quality")[1].split("\n## ")[0]
 
 
 def test_without_the_gan_arm_the_samples_and_maps_show_the_generator_arm_that_ran(study, tmp_path):

@@ -204,7 +204,7 @@ def report(
     write_atomic(out / "comparisons.csv", comparisons.to_csv(index=False))
     write_atomic(out / "against-data-size.csv", changes.to_csv(index=False))
     blocks += figure_sections(folder, runs, fracs, out)
-    blocks += gan_quality_blocks(Path(runs_root) / dataset, comparisons)
+    blocks += gan_quality_blocks(Path(runs_root) / dataset, comparisons, set(runs))
     if not aucs.empty:
         blocks += appendix_blocks(predictions, aucs, all_aucs, appendix)
     blocks += provenance_blocks(dataset, attrs, runs)
@@ -407,14 +407,15 @@ def appendix_blocks(predictions: Predictions, aucs: pd.DataFrame, all_aucs: pd.D
     ]
 
 
-def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
-    """Each `chexbal gan-eval` result (gan-eval*.json): fidelity and counterfactual shift per target,
-    beside the gain of the arm that used that generator, so a reader sees whether fidelity predicts gain."""
+def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame, reported: set[tuple[float, str]]) -> list:
+    """Each `chexbal gan-eval` result (gan-eval*.json) of a generator whose arm the page reports (its
+    `reported` (regimen, arm) pairs): fidelity and counterfactual shift per target, beside the gain of
+    the arm that used that generator, so a reader sees whether fidelity predicts gain."""
     blocks = [("h2", "Generator quality")]
-    paths = sorted(runs_dir.glob("gan-eval*.json"))
-    if not paths:
-        return blocks + [("p", "No `chexbal gan-eval` result: gap.")]
-    evaluated = {path.stem: files.read_json(path) for path in paths}
+    evaluated = {path.stem: files.read_json(path) for path in sorted(runs_dir.glob("gan-eval*.json"))}
+    evaluated = {stem: result for stem, result in evaluated.items() if on_the_page(result, reported)}
+    if not evaluated:
+        return blocks + [("p", "No `chexbal gan-eval` result for a generator of this report's arms: gap.")]
     pool_gan = next((stem for stem, result in evaluated.items() if quality_arm(result) == "gan"), None)
     blocks += [
         (
@@ -429,16 +430,23 @@ def gan_quality_blocks(runs_dir: Path, comparisons: pd.DataFrame) -> list:
         *(("p", line) for line in quality_verdicts(evaluated, pool_gan)),
     ]
     gains = comparisons[comparisons["against"] == "none"]
-    for path in paths:
-        result = evaluated[path.stem]
+    for stem, result in evaluated.items():
         judges = result["classifier"] + (f" and {result['second_judge']['classifier']}" if "second_judge" in result else "")
         blocks += [
-            ("p", f"**{path.stem}**: {judged_what(result)}, judged by {judges}; {result['generated']} images."),
+            ("p", f"**{stem}**: {judged_what(result)}, judged by {judges}; {result['generated']} images."),
             ("table", quality_table(result)),
         ]
         arm = quality_arm(result)
         blocks.append(("table", fidelity_and_gain(result, gains[gains["arm"] == arm], arm)))
     return blocks
+
+
+def on_the_page(result: dict, reported: set[tuple[float, str]]) -> bool:
+    """A regimen generator belongs beside its arm at its own regimen; a pool generator (or an imported
+    set) beside its arm at any regimen. Another plan's generators, evaluated under the same runs
+    folder, stay off the page."""
+    arm, frac = quality_arm(result), result.get("trained_on", {}).get("frac", 1)
+    return (frac, arm) in reported if frac < 1 else any(a == arm for _, a in reported)
 
 
 def judged_what(result: dict) -> str:

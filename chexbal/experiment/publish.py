@@ -54,7 +54,10 @@ def render_report(plan: Plan) -> Path:
 
 
 def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
-    done = minutes_per_task(read_stages(stages)).assign(stage=lambda t: t["task"].str.replace(r" seed \d+$", "", regex=True))
+    done = minutes_per_task(read_stages(stages))
+    # plans of one name share stages.csv (phantom-cpu.toml's part counts for phantom.toml): the plan's tasks only
+    done = done[done["task"].isin({t.name for t in tasks})]
+    done = done.assign(stage=done["task"].str.replace(r" seed \d+$", "", regex=True))
     by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
     left = [t.name for t in tasks if not t.done()]
     git_commit.cache_clear()  # the commit now, which rendered the report, not the one the runner started at
