@@ -150,7 +150,31 @@ def test_generators_are_compared_over_equal_numbers_and_a_worse_one_is_named_wor
     results["better"] = evaluated(40.0, [0.0005, 0.003])
     worse, better = quality_verdicts(results, "gan-eval-pool")
     assert "does not draw Fracture" in worse and "worse than the pool GAN" in worse and "97.0 against 51.0" in worse
+    assert "not measured here (no recipe evaluated twice)" in worse
     assert "draws all three findings" in better and "no farther from the real images" in better
+
+
+def test_a_frechet_gap_smaller_than_two_seeds_of_one_recipe_is_not_called_worse():
+    """Two regimen GANs of one recipe came out 34.9 and 42.6; the report called the second worse than
+    the pool GAN's 41.1, a gap a fifth of what its seed alone moved."""
+    from chexbal.analysis.wording import quality_verdicts
+
+    def evaluated(frechet, seed=0, frac=0.1, kind="gan"):
+        shifts = {t: {"median_shift": 0.004, "ci": [0.001, 0.007]} for t in TARGETS}
+        return {
+            "generator_kind": kind,
+            "generator_seed": seed,
+            "trained_on": {"frac": frac},
+            "frechet_comparable": {"images": 300, "overall": frechet},
+            "counterfactual": shifts,
+        }
+
+    results = {"pool": evaluated(41.1, frac=1.0), "regimen": evaluated(34.9), "regimen-seed1": evaluated(42.6, seed=1)}
+    results["diffusion"] = evaluated(74.2, frac=1.0, kind="diffusion")
+    lines = dict(zip(["regimen", "regimen-seed1", "diffusion"], quality_verdicts(results, "pool")))
+    assert "no farther" in lines["regimen"]
+    assert "not called worse" in lines["regimen-seed1"] and "regimen 34.9 and regimen-seed1 42.6" in lines["regimen-seed1"]
+    assert "worse than the pool GAN" in lines["diffusion"] and "not measured" not in lines["diffusion"]
 
 
 def test_a_missing_arm_is_a_marked_gap(study, tmp_path):

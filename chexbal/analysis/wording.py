@@ -244,8 +244,9 @@ def quality_verdicts(evaluated: dict[str, dict], reference: str | None) -> list[
     """Per generator (the imported ones aside: they have no counterfactual), whether it draws each
     target (its counterfactual shift's interval above 0) and whether it is farther from the real
     images than `reference`, the pool GAN's result: the bar a generator must pass before its arm
-    means much."""
-    lines = []
+    means much. Fréchet distances come without intervals; where one recipe was trained with two
+    seeds, their gap says how far luck alone moves the distance, and a smaller gap is not called worse."""
+    lines, luck = [], seed_spread(evaluated)
     for stem, result in evaluated.items():
         if result.get("generator_kind") == "imported" or stem == reference:
             continue
@@ -256,21 +257,43 @@ def quality_verdicts(evaluated: dict[str, dict], reference: str | None) -> list[
             if not missed
             else (f"does not draw {', '.join(missed)} detectably (the shift's interval reaches 0)")
         )
-        lines.append(f"**{stem}** {draws}; {against_gan(result, reference, evaluated.get(reference))}.")
+        lines.append(f"**{stem}** {draws}; {against_gan(result, reference, evaluated.get(reference), luck)}.")
     return lines
 
 
-def against_gan(result: dict, reference: str | None, gan: dict | None) -> str:
+def seed_spread(evaluated: dict[str, dict]) -> tuple[float, str] | None:
+    """The widest Fréchet gap between generators of one recipe (kind and regimen) that differ only in
+    their seed, with words naming them; None where no recipe was evaluated twice."""
+    recipes: dict[tuple, dict[int, tuple[float, str]]] = {}
+    for stem, result in evaluated.items():
+        comparable = result.get("frechet_comparable")
+        if result.get("generator_kind") != "imported" and comparable:
+            recipe = (result.get("generator_kind", "gan"), result.get("trained_on", {}).get("frac"))
+            recipes.setdefault(recipe, {})[result.get("generator_seed", 0)] = (comparable["overall"], stem)
+    seeds = [sorted(by_seed.values()) for by_seed in recipes.values() if len(by_seed) > 1]
+    gaps = [(pair[-1][0] - pair[0][0], pair) for pair in seeds]
+    if not gaps:
+        return None
+    gap, pair = max(gaps)
+    return gap, " and ".join(f"{stem} {frechet:.1f}" for frechet, stem in pair)
+
+
+def against_gan(result: dict, reference: str | None, gan: dict | None, luck: tuple[float, str] | None = None) -> str:
     if gan is None:
         return "no pool GAN was evaluated to compare its Fréchet distance with"
     mine, theirs = result.get("frechet_comparable"), gan.get("frechet_comparable")
     if not (mine and theirs):
         return f"its Fréchet distance cannot be set beside {reference}'s (not recorded over equal numbers of images)"
-    if mine["overall"] > theirs["overall"]:
+    distances = f"Fréchet {mine['overall']:.1f} against {theirs['overall']:.1f}"
+    if mine["overall"] <= theirs["overall"]:
+        return f"it is no farther from the real images than the pool GAN ({distances})"
+    if luck and mine["overall"] - theirs["overall"] <= luck[0]:
         return (
-            f"it is **worse than the pool GAN**: farther from the real images (Fréchet {mine['overall']:.1f} against "
-            f"{theirs['overall']:.1f}), so its arm measures a weaker generator than `gan`'s"
+            f"it is farther from the real images than the pool GAN ({distances}) by less than two seeds of one "
+            f"recipe differ ({luck[1]}), so not called worse"
         )
+    unmeasured = "" if luck else "; how far a seed alone moves the distance is not measured here (no recipe evaluated twice)"
     return (
-        f"it is no farther from the real images than the pool GAN (Fréchet {mine['overall']:.1f} against {theirs['overall']:.1f})"
+        f"it is **worse than the pool GAN**: farther from the real images ({distances}), so its arm measures a "
+        f"weaker generator than `gan`'s{unmeasured}"
     )
