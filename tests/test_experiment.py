@@ -728,6 +728,10 @@ def test_a_publications_wall_times_are_its_plans_tasks_only(tmp_path):
     page = about_times(times, tmp_path, "phantom-10pct.toml")
     assert "| train 0.1 none | 1 | 30.0 | 30.0 |" in page and "| train 0.01 none | 1 | 4.0 | 4.0 |" in page
     assert "| train 0.01 oversample |" not in page
+    from chexbal.experiment.publish import plan_stages  # the stages.csv published beside the page
+
+    kept = plan_stages(tmp_path / "stages.csv", tasks_of(REPO / "experiments" / "phantom-10pct.toml"))
+    assert list(kept["task"]) == ["train 0.1 none seed 0", "train 0.01 none seed 0"]
 
 
 def about_times(times: pd.DataFrame, folder: Path, plan_file: str = "phantom.toml") -> str:

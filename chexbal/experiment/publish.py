@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
+
 from chexbal import files
 from chexbal.errors import ChexbalError
 from chexbal.experiment.plan import Plan
@@ -29,7 +31,7 @@ def publish(plan: Plan, tasks: list[Task], folder: Path, command: str) -> Path:
     shutil.copytree(made, new)
     stages = folder / "stages.csv"
     if stages.exists():
-        shutil.copy(stages, new / "stages.csv")
+        plan_stages(stages, tasks).to_csv(new / "stages.csv", index=False)
     shutil.copy(plan.path, new / plan.path.name)  # the plan as it was run, beside its report
     (new / "README.md").write_text(about(plan, tasks, stages, command))
     shutil.rmtree(old, ignore_errors=True)
@@ -54,9 +56,7 @@ def render_report(plan: Plan) -> Path:
 
 
 def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
-    done = minutes_per_task(read_stages(stages))
-    # plans of one name share stages.csv (phantom-cpu.toml's part counts for phantom.toml): the plan's tasks only
-    done = done[done["task"].isin({t.name for t in tasks})]
+    done = minutes_per_task(plan_stages(stages, tasks))
     done = done.assign(stage=done["task"].str.replace(r" seed \d+$", "", regex=True))
     by_stage = done.groupby("stage", sort=False)["minutes"].agg(["count", "sum", "median"]).round(1)
     left = [t.name for t in tasks if not t.done()]
@@ -94,6 +94,13 @@ def about(plan: Plan, tasks: list[Task], stages: Path, command: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def plan_stages(stages: Path, tasks: list[Task]) -> pd.DataFrame:
+    """stages.csv's rows of the plan's tasks. Plans of one name share the file (phantom-cpu.toml's part
+    counts for phantom.toml); a 10% plan's page once counted the 1% re-run's trainings as its own."""
+    times = read_stages(stages)
+    return times[times["task"].isin({t.name for t in tasks})]
 
 
 def trainings_by_machine(tasks: list[Task]) -> str:
