@@ -230,8 +230,11 @@ def test_a_plans_page_reports_only_the_plans_runs_whatever_else_has_run(study, t
     assert set(pd.read_csv(folder / "comparisons.csv")["arm"]) == {"gan"}
     assert "standard" in set(pd.read_csv(base / "reports" / "test" / "table2.csv")["arm"])  # on disk, left out
     assert "**gan-eval**:" in quality_section(folder)  # the pool GAN's check, beside the `gan` arm
-    without_gan = quality_section(page("no-generator", ("none", "standard")))
-    assert "**gan-eval**" not in without_gan and "for a generator of this report's arms: gap" in without_gan
+    without_gan = page("no-generator", ("none", "standard"))
+    quality = quality_section(without_gan)
+    assert "**gan-eval**" not in quality and "for a generator of this report's arms: gap" in quality
+    assert "No generated set of this report's arms: gap." in (without_gan / "report.md").read_text()
+    assert not (without_gan / "samples.png").exists()  # the GAN's set is on disk, its arm not on the page
 
 
 def quality_section(folder: Path) -> str:

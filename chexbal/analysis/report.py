@@ -96,17 +96,20 @@ def curves_section(runs: Runs, fracs, out: Path) -> tuple[Path | None, pd.DataFr
     return figures.learning_curves(histories, out / "learning-curves.png"), pd.DataFrame(gaps)
 
 
-def samples_section(folder: Path, fracs: list[float], out: Path, per_row: int = 6) -> Path | None:
-    """Per target, real training images and every generator's images for the same label vectors: the
-    plan drew each vector from a real training row, and every set of a regimen follows one plan."""
-    made = ((f, g) for f in fracs for g in synthetic.GENERATORS if (synthetic.folder(folder, f, g) / "labels.csv").exists())
+def samples_section(folder: Path, runs: Runs, out: Path, per_row: int = 6) -> Path | None:
+    """Per target, real training images and the images of every generator whose arm the report holds
+    (at the lowest regimen it holds one) for the same label vectors: the plan drew each vector from a
+    real training row, and every set of a regimen follows one plan."""
+    shown = [(f, g) for f, arm in sorted(runs) for g in synthetic.GENERATORS if ARM_OF[g] == arm]
+    made = ((f, g) for f, g in shown if (synthetic.folder(folder, f, g) / "labels.csv").exists())
     frac, first = next(made, (None, None))
     if frac is None:
         return None
     provenance = files.read_json(synthetic.folder(folder, frac, first) / "provenance.json")  # its images load below
     train_rows = training_rows(folder, frac, provenance["split_seed"])
     vectors = make_plan(train_rows, provenance["share"], provenance["split_seed"]).vectors
-    sets = {ARM_OF[g]: synthetic.load(folder, frac, g) for g in synthetic.GENERATORS if same_plan(folder, frac, g, provenance)}
+    generators = [g for f, g in shown if f == frac and same_plan(folder, frac, g, provenance)]
+    sets = {ARM_OF[g]: synthetic.load(folder, frac, g) for g in generators}
     rows = {}
     for target in TARGETS:
         picks = np.flatnonzero(vectors["target"].to_numpy() == target)[:per_row]
@@ -296,12 +299,12 @@ def oracle_blocks(folder: Path) -> list:
 
 def figure_sections(folder: Path, runs: Runs, fracs: list[float], out: Path) -> list:
     """Samples, learning curves and CAMs, each a gap where there is nothing to draw."""
-    samples = samples_section(folder, fracs, out)
+    samples = samples_section(folder, runs, out)
     blocks = [
         ("h2", "Samples: real vs generated"),
         ("img", samples, "Real pool images and generated ones for the same targets.")
         if samples
-        else ("p", "No generated set: gap."),
+        else ("p", "No generated set of this report's arms: gap."),
     ]
     curves, gaps = curves_section(runs, fracs, out)
     blocks.append(("h2", "Learning curves (lowest seed)"))
