@@ -513,8 +513,9 @@ def report(
     only: Annotated[
         Optional[list[str]],
         typer.Option(
-            help="Report only these runs (repeat it): FRAC:ARM:SEED[,SEED…], e.g. 0.1:gan:0,1,2; `experiment` passes "
-            "its plan's. Default: every finished run under --runs."
+            help="Report only these runs (repeat it): FRAC:ARM:SEED[,SEED…], e.g. 0.1:gan:0,1,2, and only the "
+            "generated samples and gan-eval results of their arms; `experiment` passes its plan's. Default: every "
+            "finished run under --runs."
         ),
     ] = None,
     data_dir: DataDir = Path("data"),

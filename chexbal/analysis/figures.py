@@ -129,13 +129,13 @@ def image_grid(rows: dict[str, list[np.ndarray]], path: Path, title: str = "", c
             if c < len(images):
                 ax.imshow(images[c], cmap="gray", vmin=0, vmax=255)
         axes[r][0].set_title(label, fontsize=7, loc="left")
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if title:  # placed in inches from the top: a fraction of a tall grid's height overlapped its first row
+        fig.suptitle(title, fontsize=9, y=1 - 0.15 / fig.get_figheight(), va="top")
     if colour_bar:
         scale = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=CAM_MAP)
         fig.colorbar(scale, ax=axes, shrink=0.6, pad=0.02).set_label(colour_bar, fontsize=7)
         return _save(fig, path, tight=False)
-    return _save(fig, path)
+    return _save(fig, path, title_inches=0.4 if title else 0.0)
 
 
 def overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
@@ -145,10 +145,10 @@ def overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
     return (255 * (0.55 * grey + 0.45 * heat)).astype(np.uint8)
 
 
-def _save(fig, path: Path, tight: bool = True) -> Path:
+def _save(fig, path: Path, tight: bool = True, title_inches: float = 0.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if tight:  # a colour bar placed beside the axes does not survive tight_layout
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - title_inches / fig.get_figheight()))  # the title's band kept clear
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
