@@ -100,7 +100,7 @@ def samples_section(folder: Path, runs: Runs, out: Path, per_row: int = 6) -> Pa
     """Per target, real training images and the images of every generator whose arm the report holds
     (at the lowest regimen it holds one) for the same label vectors: the plan drew each vector from a
     real training row, and every set of a regimen follows one plan."""
-    shown = [(f, g) for f, arm in sorted(runs) for g in synthetic.GENERATORS if ARM_OF[g] == arm]
+    shown = [(f, g) for f in sorted({f for f, _ in runs}) for g in synthetic.GENERATORS if (f, ARM_OF[g]) in runs]
     made = ((f, g) for f, g in shown if (synthetic.folder(folder, f, g) / "labels.csv").exists())
     frac, first = next(made, (None, None))
     if frac is None:
