@@ -103,8 +103,8 @@ def test_what_a_lent_gpu_runs_counts_as_done_in_the_published_plan(tmp_path, mon
     assert not any("--compile" in t.command for t in published.values())
 
 
-def test_the_cpu_plan_runs_the_published_plans_cpu_part_10_percent_first(tmp_path, monkeypatch):
-    """experiments/phantom-cpu.toml runs phantom.toml's 1% and 10% regimens on a CPU, 10% first: every
+def test_the_cpu_plan_runs_the_published_plans_cpu_part_1_percent_first(tmp_path, monkeypatch):
+    """experiments/phantom-cpu.toml runs phantom.toml's 1% and 10% regimens on a CPU, 1% first: every
     task must be phantom.toml's, with the same output and command, so what it runs is published by
     phantom.toml, and it must publish nothing itself (its report would lack 50% and 100% and name
     another plan than the published one)."""
@@ -116,7 +116,7 @@ def test_the_cpu_plan_runs_the_published_plans_cpu_part_10_percent_first(tmp_pat
     on_gpu = {n for n in published if re.search(r"(?<!seed) (0\.5|1)( |$)", n)} - {"prepare 1"}  # real-extra's pool
     assert {t.name for t in tasks} == set(published) - on_gpu
     trainings = [t.name.split()[1] for t in tasks if t.kind == "train"]
-    assert trainings.index("0.01") == trainings.count("0.1")  # every 10% training is queued before 1%
+    assert trainings.index("0.1") == trainings.count("0.01")  # every 1% training is queued before 10%
     for task in tasks:
         assert (task.output, task.command) == (published[task.name].output, published[task.name].command), task.name
 
