@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+from chexbal.analysis.figures import arm_colour
 from chexbal.analysis.report import report
 from chexbal.classify import classifier
+from chexbal.classify.arms import ARMS
 from chexbal.classify.cam import GradCam
 from chexbal.classify.train import TrainConfig, train
 from chexbal.data.dataset import load_images, read_index
@@ -175,6 +177,12 @@ def test_a_frechet_gap_smaller_than_two_seeds_of_one_recipe_is_not_called_worse(
     assert "no farther" in lines["regimen"]
     assert "not called worse" in lines["regimen-seed1"] and "regimen 34.9 and regimen-seed1 42.6" in lines["regimen-seed1"]
     assert "worse than the pool GAN" in lines["diffusion"] and "not measured" not in lines["diffusion"]
+
+
+def test_every_arm_and_an_imported_one_have_colours_of_their_own():
+    """The 10% page drew real-extra and diffusion-regimen in one colour: tab10 has ten, ARMS eleven."""
+    colours = [str(arm_colour(arm)) for arm in (*ARMS, "synthetic:mine")]
+    assert len(set(colours)) == len(ARMS) + 1
 
 
 def test_a_missing_arm_is_a_marked_gap(study, tmp_path):

@@ -15,13 +15,16 @@ import pandas as pd  # noqa: E402
 
 from chexbal.classify.arms import ARMS  # noqa: E402
 
-# One colour per arm, the same in every figure; an imported arm (synthetic:NAME) is drawn in grey.
-ARM_COLOURS = {arm: matplotlib.colormaps["tab10"](i) for i, arm in enumerate(ARMS)}
+# One colour per arm, the same in every figure. tab10 has ten colours (an eleventh index repeats the
+# last), so the eleventh arm, real-extra, is black; an imported arm (synthetic:NAME) is light grey,
+# since gan-regimen-seed1 has tab10's mid grey.
+PALETTE = [matplotlib.colormaps["tab10"](i) for i in range(10)] + ["black"]
+ARM_COLOURS = dict(zip(ARMS, PALETTE, strict=True))
 CAM_MAP = "inferno"  # perceptually uniform: a brighter colour always means a larger activation
 
 
 def arm_colour(arm: str):
-    return ARM_COLOURS.get(arm, "0.45")
+    return ARM_COLOURS.get(arm, "0.8")
 
 
 def forest(diffs: pd.DataFrame, targets, path: Path, against: str = "none") -> Path:
