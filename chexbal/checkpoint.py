@@ -22,6 +22,13 @@ def start_run(run_dir: Path, settings: dict) -> None:
     write_atomic(run_dir / "config.json", json.dumps(settings, indent=2))
 
 
+def started_in_bf16(run_dir: Path) -> bool | None:
+    """Whether the run in `run_dir` was started with bf16 autocast (its config.json's amp_enabled);
+    None where it records none (no run there, or one by an older chexbal)."""
+    config = run_dir / "config.json"
+    return read_json(config).get("amp_enabled") if config.exists() else None
+
+
 def save(checkpoint: dict, path: Path) -> None:
     """Written beside `path` and renamed onto it: a save that fails (a full disk) leaves the old file."""
     try:

@@ -554,12 +554,21 @@ def experiment(
         bool, typer.Option("--publish-only", help="Report what is done and publish it; run nothing.")
     ] = False,
     root: Annotated[Optional[Path], typer.Option(help="The dataset's folder, overriding the plan's dataset.root.")] = None,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate/--no-estimate",
+            help="Measure throughput here to price the tasks left (about 30 s on a CPU); --no-estimate starts at once.",
+        ),
+    ] = True,
 ) -> None:
     """The fair protocol of a plan file: every regimen, arm and seed, resumable, then the published report."""
     from chexbal.experiment.run import Options
     from chexbal.experiment.run import experiment as run
 
-    options = Options(dry_run=dry_run, launcher=launcher, parallel=parallel, publish_only=publish_only, root=root)
+    options = Options(
+        dry_run=dry_run, launcher=launcher, parallel=parallel, publish_only=publish_only, estimate=estimate, root=root
+    )
     left = run(plan, options, command=" ".join(["chexbal", *sys.argv[1:]]))
     if left:
         raise ChexbalError(f"{len(left)} tasks did not finish ({', '.join(left[:3])}…): see their logs, fix, and run again")

@@ -32,3 +32,17 @@ def amp_enabled(amp: str, device: torch.device) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def keep_precision(amp: str, device: torch.device, started: bool | None, what: Path, doing: str = "") -> bool:
+    """bf16 autocast for work that resumes: the precision it was started in (`started`; None for new
+    work or work recorded by an older chexbal), since bf16 and fp32 give different numbers and a run
+    begun on a CPU with bf16 units may resume on one without (`auto` would switch). `--amp` naming
+    the other precision is refused. `doing`: what the precision is of, for the message."""
+    wanted = amp_enabled(amp, device)
+    if started is None:
+        return wanted
+    if started != wanted and amp != "auto":
+        begun, keep = ("bf16", "on") if started else ("fp32", "off")
+        raise ChexbalError(f"{what} was started with {begun}{doing}: finish it with --amp {keep} or auto, or start it again", 2)
+    return started

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from chexbal import files
+from chexbal import devices, files
 from chexbal.classify import train as train_module
 from chexbal.classify.classifier import to_input
 from chexbal.classify.sweep import sweep
@@ -20,6 +20,7 @@ from chexbal.cli import app
 from chexbal.data import store
 from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.prepare import prepare
+from chexbal.devices import keep_precision
 from chexbal.errors import ChexbalError
 from chexbal.generators import synthetic
 from chexbal.testing import PLANTED
@@ -78,6 +79,33 @@ def test_resume_gives_the_same_final_metrics(planted, monkeypatch):
     resumed = train(cfg, resume=True, quiet=True)
     a, b = (json.loads((r / "metrics.json").read_text()) for r in (whole, resumed))
     assert a["test"]["auc"] == pytest.approx(b["test"]["auc"], abs=1e-6, nan_ok=True)
+
+
+@pytest.mark.slow
+def test_a_run_resumes_in_the_precision_it_began_in_on_another_machine(planted, monkeypatch):
+    """`--amp auto` picks bf16 on a CPU with bf16 units and fp32 elsewhere, and the experiment's runs
+    resume on whatever machine a session gets: a run must not switch precision part-way. (Begun in
+    fp32 and resumed where auto means bf16, so that the test trains in fp32 only: bf16 convolutions
+    run 10x slower than fp32 on a CPU without bf16 units.)"""
+    real_epoch, precisions = train_module.train_epoch, []
+
+    def recording(model, optimizer, part, cfg, epoch, step, **options):
+        precisions.append(step.use_amp)
+        if epoch == 1 and len(precisions) == 2:  # the first session ends in epoch 2
+            raise KeyboardInterrupt
+        return real_epoch(model, optimizer, part, cfg, epoch, step, **options)
+
+    monkeypatch.setattr(train_module, "train_epoch", recording)
+    run = planted / "runs" / "fp32-begun"
+    cfg = config(planted, run_dir=str(run), epochs=2, amp="auto")
+    monkeypatch.setattr(devices, "amp_enabled", lambda amp, device: amp == "on")  # a CPU without bf16 units
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, quiet=True)
+    monkeypatch.setattr(devices, "amp_enabled", lambda amp, device: amp != "off")  # one with them
+    train(cfg, resume=True, quiet=True)
+    assert precisions == [False, False, False]
+    with pytest.raises(ChexbalError, match="started with fp32: finish it with --amp off or auto"):
+        keep_precision("on", torch.device("cpu"), False, run)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from chexbal import files, stopping
 from chexbal.analysis.evaluate import auc_per_class, mean_auc
-from chexbal.checkpoint import load_for_resume, save, start_run
+from chexbal.checkpoint import load_for_resume, save, start_run, started_in_bf16
 from chexbal.classify import arms, classifier, distributed
 from chexbal.classify.batch_augment import random_affine
 from chexbal.classify.classifier import to_input
@@ -30,7 +30,7 @@ from chexbal.classify.training_set import TrainingSet, load_data
 from chexbal.data.dataset import DEFAULT_DATASET
 from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.splits import check_frac, frac_name
-from chexbal.devices import amp_enabled, pick_device
+from chexbal.devices import keep_precision, pick_device
 from chexbal.errors import ChexbalError
 from chexbal.progress import bar
 from chexbal.provenance import provenance
@@ -139,7 +139,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         with files.locked(run_dir) if ranks.main else contextlib.nullcontext():  # rank 0 speaks for the run
             data = load_data(cfg, device)
             pos_weight = torch.tensor([data.weights[n] for n in PATHOLOGIES], device=device) if data.weights else None
-            step = Step(device, amp_enabled(cfg.amp, device), ranks, pos_weight)
+            started = started_in_bf16(run_dir) if resume else None
+            step = Step(device, keep_precision(cfg.amp, device, started, run_dir), ranks, pos_weight)
             torch.manual_seed(cfg.seed)
             model, init_note = classifier.build(cfg.weights)
             run = Run(run_dir, cfg, data, step, init_note)

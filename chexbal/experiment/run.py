@@ -25,7 +25,7 @@ class Options:
     launcher: str = "local"
     parallel: int | None = None  # processes at once (local); default: processes_at_once
     publish_only: bool = False
-    estimate: bool = True  # measure throughput here for the estimate (tests turn it off)
+    estimate: bool = True  # measure throughput here to price the tasks left (--no-estimate)
     root: Path | None = None  # a CheXpert folder overriding the plan's
     slurm_executor: object = None  # a submitit executor (tests pass a local one); default: Slurm's
 

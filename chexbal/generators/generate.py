@@ -19,7 +19,7 @@ from chexbal import files, stopping
 from chexbal.data import store
 from chexbal.data.dataset import DEFAULT_DATASET, locate, settings, training_rows
 from chexbal.data.labels import PATHOLOGIES, label_matrix
-from chexbal.devices import amp_enabled, pick_device
+from chexbal.devices import amp_enabled, keep_precision, pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import synthetic
 from chexbal.generators.gan.nets import Generator, to_uint8
@@ -174,10 +174,7 @@ def sampling_in_bf16(images: Path, amp: str, config: dict, device: torch.device)
     if model_kind(config) != "diffusion" or not (images / "zarr.json").exists():
         return wanted
     made = zarr.open_array(images, mode="r").attrs.get("sampling") == "bf16"
-    if made != wanted and amp != "auto":
-        started, keep = ("bf16", "on") if made else ("fp32", "off")
-        raise ChexbalError(f"{images} was started with {started} sampling: finish it with --amp {keep} or auto, or delete it")
-    return made
+    return keep_precision(amp, device, made, images, " sampling")
 
 
 def default_checkpoint(generator: str, dataset: str, frac: float) -> Path:

@@ -119,18 +119,30 @@ def regimen_data(cfg, device) -> tuple[pd.DataFrame, dict, torch.Tensor, torch.T
 
 
 def start_or_resume(
-    run_dir: Path, cfg, nets: dict, resume: bool, *, keys: tuple[str, ...], rows: pd.DataFrame, size: int, device
+    run_dir: Path,
+    cfg,
+    nets: dict,
+    resume: bool,
+    *,
+    keys: tuple[str, ...],
+    rows: pd.DataFrame,
+    size: int,
+    device,
+    amp_enabled: bool | None = None,
 ):
-    """(the step to start from, the losses so far): a new run folder, or last.pt loaded into `nets`."""
+    """(the step to start from, the losses so far): a new run folder, or last.pt loaded into `nets`.
+    `amp_enabled`: the precision a new run records (None: a model that trains in fp32 only)."""
     if resume:
         return resume_run(run_dir, cfg, nets, device, keys=keys)
-    start(run_dir, cfg, size=size, rows=rows, device=device)
+    start(run_dir, cfg, size=size, rows=rows, device=device, amp_enabled=amp_enabled)
     return 0, []
 
 
-def start(run_dir: Path, cfg, *, size: int, rows: pd.DataFrame, device) -> None:
+def start(run_dir: Path, cfg, *, size: int, rows: pd.DataFrame, device, amp_enabled: bool | None = None) -> None:
     """A new run folder: config.json (the settings and provenance) and training-rows.csv."""
     settings = {**dataclasses.asdict(cfg), "size": size, "train_images": len(rows), "device_used": str(device)}
+    if amp_enabled is not None:  # what a resumed run keeps (devices.keep_precision)
+        settings["amp_enabled"] = amp_enabled
     start_run(run_dir, {**settings, "provenance": provenance()})
     files.write_atomic(run_dir / "training-rows.csv", rows[["index", "patient"]].to_csv(index=False))
 

@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from chexbal import files, stopping
+from chexbal.checkpoint import started_in_bf16
 from chexbal.data.dataset import DEFAULT_DATASET
 from chexbal.data.labels import PATHOLOGIES
 from chexbal.data.splits import check_frac
-from chexbal.devices import amp_enabled, pick_device
+from chexbal.devices import keep_precision, pick_device
 from chexbal.errors import ChexbalError
 from chexbal.generators import training
 from chexbal.generators.diffusion.model import TRAIN_TIMESTEPS, DiffusionGenerator, LabelConditionedUNet, noise_schedule
@@ -98,10 +99,11 @@ def train_diffusion(cfg: DiffusionConfig, resume: bool = False, quiet: bool = Fa
     torch.manual_seed(cfg.seed)
     nets = build_nets(cfg, size, device)  # before the run folder exists: a UNet that cannot be built leaves none
     with files.locked(run_dir, "diffusion run"):
+        use_amp = keep_precision(cfg.amp, device, started_in_bf16(run_dir) if resume else None, run_dir)
         start, losses = training.start_or_resume(
-            run_dir, cfg, nets, resume, keys=RESUME_KEYS, rows=pool, size=size, device=device
+            run_dir, cfg, nets, resume, keys=RESUME_KEYS, rows=pool, size=size, device=device, amp_enabled=use_amp
         )
-        run = DiffusionRun(run_dir, cfg, nets, (images, labels, pool), seen, amp_enabled(cfg.amp, device))
+        run = DiffusionRun(run_dir, cfg, nets, (images, labels, pool), seen, use_amp)
         with stopping.graceful(), bar(disable=quiet) as progress:
             task = progress.add_task("train-diffusion", total=cfg.steps, completed=start, note="")
             run_steps(run, start, losses, progress, task)
