@@ -17,8 +17,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)  # progress, notices, errors
-results = Console()  # tables and lists a user may redirect
+# soft_wrap: a message is one line however long its paths (the terminal wraps it), so that a log or a
+# pipe can be searched for it; rich would otherwise break it at 80 columns wherever output is no terminal.
+console = Console(stderr=True, soft_wrap=True)  # progress, notices, errors
+results = Console(soft_wrap=True)  # tables and lists a user may redirect
 
 
 def bar(disable: bool = False) -> Progress:

@@ -33,6 +33,18 @@ def test_missing_root(tmp_path):
     assert_one_line_error(result, output, 1, "is not a folder")
 
 
+@pytest.mark.parametrize("stream", ["results", "console"])
+def test_a_message_naming_a_long_path_is_one_line(capsys, stream):
+    """Where output is no terminal (a log, a pipe, CI) rich broke messages at 80 columns, so the path
+    in one could not be searched for, and a long temporary folder split a test's expected words."""
+    from chexbal import progress
+
+    message = f"imported into /tmp/{'a-long-folder-name-' * 8}; train it with --aug synthetic:z"
+    getattr(progress, stream).print(message)
+    captured = capsys.readouterr()
+    assert (captured.out if stream == "results" else captured.err).strip() == message
+
+
 def test_missing_train_csv(tmp_path):
     (tmp_path / "CheXpert").mkdir()
     result, output = invoke("prepare", "--source", "chexpert", "--root", tmp_path / "CheXpert", "--data-dir", tmp_path)

@@ -139,8 +139,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> Path:
         with files.locked(run_dir) if ranks.main else contextlib.nullcontext():  # rank 0 speaks for the run
             data = load_data(cfg, device)
             pos_weight = torch.tensor([data.weights[n] for n in PATHOLOGIES], device=device) if data.weights else None
-            started = started_in_bf16(run_dir) if resume else None
-            step = Step(device, keep_precision(cfg.amp, device, started, run_dir), ranks, pos_weight)
+            begun_in_bf16 = started_in_bf16(run_dir) if resume else None
+            step = Step(device, keep_precision(cfg.amp, device, begun_in_bf16, run_dir), ranks, pos_weight)
             torch.manual_seed(cfg.seed)
             model, init_note = classifier.build(cfg.weights)
             run = Run(run_dir, cfg, data, step, init_note)
