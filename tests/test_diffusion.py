@@ -71,6 +71,9 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(rare, regim
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
     with pytest.raises(ChexbalError, match="other settings"):
         train_diffusion(dataclasses.replace(half, steps=6, label_dropout=0.3), resume=True, quiet=True)
+    assert json.loads((resumed / "config.json").read_text())["amp_enabled"] is False  # what a resume keeps
+    with pytest.raises(ChexbalError, match="started with fp32: finish it with --amp off or auto"):
+        train_diffusion(dataclasses.replace(half, steps=6, amp="on"), resume=True, quiet=True)
 
 
 def test_the_regimen_model_saw_no_validation_or_test_patient_and_records_it(rare, regimen_model):
