@@ -201,6 +201,21 @@ def test_a_missing_arm_is_a_marked_gap(study, tmp_path):
     )
 
 
+def test_a_page_of_runs_in_two_precisions_says_so(study, tmp_path):
+    """A plan's runs may come from machines of two kinds (bf16 units or not), which `--amp auto`
+    trains in different precisions: the page must not mix them silently."""
+    import shutil
+
+    base, _ = study
+    shutil.copytree(base / "runs", tmp_path / "runs")
+    config = next((tmp_path / "runs" / "p64" / "frac-1" / "gan").iterdir()) / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "amp_enabled": True}))
+    folder = report("mixed", tmp_path / "runs", base / "data", "p64", tmp_path / "reports", n_boot=200)
+    markdown = (folder / "report.md").read_text()
+    assert "**Mixed precision**: of these runs 1 trained with bf16 autocast and 2 in fp32" in markdown
+    assert "Mixed precision" not in (base / "reports" / "test" / "report.md").read_text()
+
+
 def test_a_plans_page_names_its_unrun_regimens_as_gaps_and_no_others(study, planted, tmp_path):
     """`chexbal experiment` passes its plan's regimens: one that no run reached (25% here; a GPU's 50%
     on the CPU's page) is a gap under the answer; one with runs is not, nor one prepared here but

@@ -352,7 +352,18 @@ def provenance_blocks(dataset: str, attrs: dict, runs: Runs) -> list:
         ),
     ]
     if runs:
-        blocks.append(("table", provenance_table(runs)))
+        table = provenance_table(runs)
+        blocks.append(("table", table))
+        counts = table["precision"].value_counts()
+        if {"bf16", "fp32"} <= set(counts.index):  # `--amp auto` decides per machine: runs from two kinds
+            blocks.append(
+                (
+                    "p",
+                    f"**Mixed precision**: of these runs {counts['bf16']} trained with bf16 autocast and {counts['fp32']} in fp32 "
+                    "(`--amp auto` decides per machine). The two give different numbers, so a difference between "
+                    "runs of different precision may be partly one of precision.",
+                )
+            )
     return blocks
 
 

@@ -354,6 +354,7 @@ def provenance_table(runs: Runs) -> pd.DataFrame:
                     "best epoch": metrics["best_epoch"],
                     "train images": config.get("train_images"),
                     "device": config.get("device_used", "?"),
+                    "precision": {True: "bf16", False: "fp32"}.get(config.get("amp_enabled"), "?"),
                     "init": config.get("init", "?"),
                     "wall s": round(metrics["wall_seconds"]) if "wall_seconds" in metrics else None,
                     "run": str(run),
