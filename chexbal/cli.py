@@ -558,7 +558,7 @@ def experiment(
         bool,
         typer.Option(
             "--estimate/--no-estimate",
-            help="Measure throughput here to price the tasks left (about 30 s on a CPU); --no-estimate starts at once.",
+            help="Measure throughput here to price the tasks left (tens of seconds on a CPU); --no-estimate starts at once.",
         ),
     ] = True,
 ) -> None:
