@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -268,14 +267,22 @@ def test_pair_change_tells_a_drawn_sign_from_a_change_spread_over_the_image():
     assert diffuse["top_share"] == pytest.approx(204 / 4096) and diffuse["mean_change"] == pytest.approx(2 / 127.5)
 
 
-def test_the_frechet_distance_is_the_squared_shift_between_equal_spreads_and_finite_when_singular():
-    """Every generator's FID goes through this; SciPy 1.18 drops an argument it once passed."""
+def test_the_frechet_distance_is_fids_formula_and_finite_when_singular():
+    """Every generator's FID goes through this: the same value as the textbook formula with a
+    general matrix square root, the squared shift between equal spreads, and finite with fewer
+    images than features."""
+    from scipy import linalg
+
     from chexbal.generators.evaluation import frechet_distance
 
-    features = np.random.default_rng(0).normal(size=(4000, 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)  # what will break must fail now
-        assert frechet_distance(features, features) == pytest.approx(0, abs=1e-6)
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(6, 6))
+    a, b = rng.normal(size=(3000, 6)) @ mixing, (rng.normal(size=(3000, 6)) * 1.5 + 0.4) @ mixing.T
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    textbook = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * linalg.sqrtm(cov_a @ cov_b).real)
+    assert frechet_distance(a, b) == pytest.approx(textbook, rel=1e-9)
+    features = rng.normal(size=(4000, 3))
+    assert frechet_distance(features, features) == pytest.approx(0, abs=1e-6)
     assert frechet_distance(features, features + 2.0) == pytest.approx(3 * 2.0**2)
     few = features[:5] @ np.ones((3, 8))  # 5 images, 8 features, rank 1
-    assert np.isfinite(frechet_distance(few, few + 1.0))
+    assert np.isfinite(frechet_distance(few, few + 1.0)) and frechet_distance(few, few + 1.0) == pytest.approx(8.0)

@@ -23,13 +23,11 @@ the test set, which neither the classifier nor the generator has seen.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import linalg
 
 from chexbal import files
 from chexbal.analysis.evaluate import auc_per_class, bootstrap_aucs, confidence_interval, mean_auc
@@ -47,16 +45,25 @@ COMPARABLE_IMAGES = 300  # generated images in the Fréchet distance that compar
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (as FID does)."""
+    """Fréchet distance between Gaussians fitted to two feature sets (as FID does):
+    |mu_a - mu_b|^2 + tr(A) + tr(B) - 2 tr((A B)^1/2).
+
+    tr((A B)^1/2) is the sum of the square roots of the eigenvalues of A^1/2 B A^1/2, which has
+    the eigenvalues of A B but is symmetric, so two symmetric eigendecompositions find it: 4.3x
+    faster than SciPy's general square root of A B at 1,024 features (scripts/bench_frechet.py),
+    and exact when a covariance is singular (fewer images than features), where that square root
+    needed a regularising epsilon."""
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    with warnings.catch_warnings():  # a near-singular product's warning: it is handled below
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        root = linalg.sqrtm(cov_a @ cov_b)  # no `disp`: SciPy 1.18 removes it
-    if not np.isfinite(root).all():  # near-singular product: regularise as FID implementations do
-        eps = np.eye(len(cov_a)) * 1e-6
-        root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt_product(cov_a, cov_b))
+
+
+def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """tr((A B)^1/2) for covariance matrices A and B (symmetric, positive semi-definite)."""
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(min=0))) @ vectors.T
+    inner = np.linalg.eigvalsh(root_a @ cov_b @ root_a)  # rounding can leave tiny negatives
+    return float(np.sqrt(inner.clip(min=0)).sum())
 
 
 def gan_eval(
