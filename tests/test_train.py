@@ -269,8 +269,10 @@ def test_scores_do_not_depend_on_the_scoring_batch():
     images = torch.randint(0, 256, (10, 32, 32), dtype=torch.uint8)
     part = Split(images, (torch.rand(10, len(PATHOLOGIES)) < 0.3).float(), pd.DataFrame())
     (loss_small, small), (loss_large, large) = (train_module.predict(model, part, b, use_amp=False) for b in (3, 10))
-    np.testing.assert_allclose(small, large, rtol=1e-4, atol=1e-6)
-    assert math.isclose(loss_small, loss_large, rel_tol=1e-5)
+    # Alike, not equal: the CPU's convolution kernels depend on the batch's shape, and with one
+    # thread they differ by up to about 1.3e-4 relative; a batch-dependent model would be nowhere near.
+    np.testing.assert_allclose(small, large, rtol=1e-3, atol=1e-6)
+    assert math.isclose(loss_small, loss_large, rel_tol=1e-4)
     assert train_module.eval_batch(32, part) == 64
 
 
