@@ -31,11 +31,15 @@ lint: install  ## ruff (lint and format check) and the layout limits: functions 
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/check_shape.py
 
-test: install  ## run the whole test suite (what CI runs)
-	$(BIN)/python -m pytest -q
+# Two pytest-xdist workers, a test file to each at a time (a file's module fixtures are built once);
+# tests/conftest.py gives each worker its share of the cores.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
+test: install  ## run the whole test suite (what CI runs), two workers at a time
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 test-fast: install  ## the tests without the slow ones (network training): use while developing
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) -m "not slow"
 
 demo: install  ## the main job: phantom data, shipped generator, none/standard/oversample/GAN at 1%, report
 	$(CHEXBAL) prepare --frac $(DEMO_FRAC)

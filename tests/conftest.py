@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,13 @@ import pytest
 from chexbal.data import store
 from chexbal.data.prepare import prepare
 from chexbal.testing import make_chexpert, make_planted
+
+# `make test` runs two pytest-xdist workers. Each takes its share of the cores (two workers each
+# running torch on every core would oversubscribe them): set here, before any test module imports
+# torch (the imports above do not), and inherited by the processes the tests start.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(share))
 
 
 @pytest.fixture
