@@ -4,6 +4,7 @@ them; progress bars, notices and errors to stderr. One look for progress bars ac
 from __future__ import annotations
 
 import math
+import os
 import time
 
 from rich.console import Console
@@ -21,6 +22,12 @@ from rich.progress import (
 # pipe can be searched for it; rich would otherwise break it at 80 columns wherever output is no terminal.
 console = Console(stderr=True, soft_wrap=True)  # progress, notices, errors
 results = Console(soft_wrap=True)  # tables and lists a user may redirect
+
+# Off a terminal rich also squeezes a table into 80 columns, until gan-eval's 14 columns read "0.…" in
+# a log; there a table may be as wide as this (COLUMNS, when set, still decides).
+TABLE_WIDTH_OFF_A_TERMINAL = 240
+if not results.is_terminal and "COLUMNS" not in os.environ:
+    results.width = TABLE_WIDTH_OFF_A_TERMINAL
 
 
 def bar(disable: bool = False) -> Progress:

@@ -45,6 +45,21 @@ def test_a_message_naming_a_long_path_is_one_line(capsys, stream):
     assert (captured.out if stream == "results" else captured.err).strip() == message
 
 
+def test_a_table_in_a_log_keeps_its_numbers_whole(capsys):
+    """gan-eval's quality table in a log (no terminal) was squeezed into 80 columns: "0.…" for every number."""
+    from rich.table import Table
+
+    from chexbal import progress
+
+    table = Table(title="Generator quality")
+    for column in ["class", *(f"measure {k}" for k in range(13))]:
+        table.add_column(column)
+    table.add_row("Pleural Other", *(f"0.{k:03d}" for k in range(13)))  # about 200 columns, as gan-eval's 226
+    progress.results.print(table)
+    out = capsys.readouterr().out
+    assert "…" not in out and "Pleural Other" in out and "measure 12" in out and "0.012" in out
+
+
 def test_missing_train_csv(tmp_path):
     (tmp_path / "CheXpert").mkdir()
     result, output = invoke("prepare", "--source", "chexpert", "--root", tmp_path / "CheXpert", "--data-dir", tmp_path)
