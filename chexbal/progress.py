@@ -21,13 +21,19 @@ from rich.progress import (
 # soft_wrap: a message is one line however long its paths (the terminal wraps it), so that a log or a
 # pipe can be searched for it; rich would otherwise break it at 80 columns wherever output is no terminal.
 console = Console(stderr=True, soft_wrap=True)  # progress, notices, errors
-results = Console(soft_wrap=True)  # tables and lists a user may redirect
 
 # Off a terminal rich also squeezes a table into 80 columns, until gan-eval's 14 columns read "0.…" in
 # a log; there a table may be as wide as this (COLUMNS, when set, still decides).
 TABLE_WIDTH_OFF_A_TERMINAL = 240
-if not results.is_terminal and "COLUMNS" not in os.environ:
-    results.width = TABLE_WIDTH_OFF_A_TERMINAL
+
+
+def tables_fit_off_a_terminal(out: Console) -> Console:
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = TABLE_WIDTH_OFF_A_TERMINAL
+    return out
+
+
+results = tables_fit_off_a_terminal(Console(soft_wrap=True))  # tables and lists a user may redirect
 
 
 def bar(disable: bool = False) -> Progress:
