@@ -458,6 +458,15 @@ def tiny(tmp_path_factory):
     return base, write_plan(base, root)
 
 
+@pytest.fixture
+def unpublished(monkeypatch):
+    """A runner in this process that publishes nothing: publication is a report in its own process
+    (about 20 s here), which the whole-plan test's runner processes cover."""
+    from chexbal.experiment import run
+
+    monkeypatch.setattr(run, "publish", lambda plan, tasks, folder, command: folder)
+
+
 def run_plan(where: Path, plan: Path, *extra: str) -> subprocess.Popen:
     """The runner in its own process; the estimate (tested on its own) would measure throughput for about 30 s."""
     command = [sys.executable, "-m", "chexbal.cli", "experiment", str(plan), "--no-estimate", *extra]
@@ -465,9 +474,7 @@ def run_plan(where: Path, plan: Path, *extra: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_a_whole_plan_runs_resumes_and_skips_what_is_done(tiny, tmp_path, monkeypatch):
-    from chexbal.experiment import run
-
+def test_a_whole_plan_runs_resumes_and_skips_what_is_done(tiny, tmp_path, monkeypatch, unpublished):
     base, plan = tiny
     whole = base / "whole"
     whole.mkdir()
@@ -480,9 +487,7 @@ def test_a_whole_plan_runs_resumes_and_skips_what_is_done(tiny, tmp_path, monkey
     assert len(first) == 4  # 2 arms x 2 seeds
     assert (whole / "reports" / "tiny" / "report.md").exists()  # rendered by `chexbal report` in its own process
     stages = (whole / "runs" / "experiment" / "tiny" / "stages.csv").read_text()
-    # Run again (in this process, its publication left out: about 20 s of report): nothing re-runs.
-    monkeypatch.chdir(whole)
-    monkeypatch.setattr(run, "publish", lambda plan, tasks, folder, command: folder)
+    monkeypatch.chdir(whole)  # run again, in this process and unpublished: nothing re-runs
     assert experiment(plan, Options(estimate=False)) == []
     assert (whole / "runs" / "experiment" / "tiny" / "stages.csv").read_text() == stages  # nothing re-ran
 
@@ -504,15 +509,11 @@ def test_a_whole_plan_runs_resumes_and_skips_what_is_done(tiny, tmp_path, monkey
 
 
 @pytest.mark.slow
-def test_slurm_waves_through_submitits_local_executor(tiny, tmp_path, monkeypatch):
+def test_slurm_waves_through_submitits_local_executor(tiny, tmp_path, monkeypatch, unpublished):
     import submitit
-
-    from chexbal.experiment import run
 
     base, _ = tiny
     monkeypatch.chdir(tmp_path)
-    # Publication (a report in its own process, about 20 s here) is the whole-plan test's; here the waves.
-    monkeypatch.setattr(run, "publish", lambda plan, tasks, folder, command: folder)
     plan = write_plan(tmp_path, base / "CheXpert-v1.0-small", arms=("none",))
     executor = submitit.LocalExecutor(folder=tmp_path / "submitit")
     executor.update_parameters(timeout_min=60)  # a shared CI machine can be slow
