@@ -1,10 +1,10 @@
 """Images per second that `generate` writes to Zarr against bare network forward passes, in one run.
 
     .venv/bin/python scripts/bench_generate.py [--generator gan|diffusion] [--size 64] [--blocks 8]
-        [--sample-steps 25] [--guidance 2] [--device auto] [--amp-against-fp32]
+        [--sample-steps 25] [--guidance 2] [--widths 16,32,64,128] [--device auto] [--amp-against-fp32]
 
-Both sides use the same network (the shipped architecture of that kind, untrained: speed does not
-depend on the weights) and the same label vectors: `generate`'s own path (seeded noise, the GAN's
+Both sides use the same network (the shipped architecture of that kind, or the UNet `--widths` names,
+untrained: speed does not depend on the weights) and the same label vectors: `generate`'s own path (seeded noise, the GAN's
 forward pass or the diffusion model's DDIM loop with classifier-free guidance, uint8 conversion, Zarr
 chunk writes in a second thread) against the bare forward passes alone (for diffusion: the UNet at the
 same steps and the same doubled batch that guidance needs). Alternates twice, keeps the best of each.
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--sample-steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--widths", default="16,32,64,128", help="diffusion: the UNet's channels per resolution")
     parser.add_argument("--amp-against-fp32", action="store_true", help="diffusion: bf16 sampling against fp32")
     args = parser.parse_args()
     if args.amp_against_fp32 and args.generator != "diffusion":
@@ -80,7 +81,7 @@ def build(args, device):
         return gan, lambda labels: gan(torch.randn(len(labels), gan.z_dim, device=device), labels)
     from chexbal.generators.diffusion.model import DiffusionGenerator, LabelConditionedUNet
 
-    unet = LabelConditionedUNet(args.size).to(device).eval()
+    unet = LabelConditionedUNet(args.size, tuple(int(w) for w in args.widths.split(","))).to(device).eval()
     guided = args.guidance not in (0, 1)
 
     def unet_passes(labels):
@@ -95,7 +96,9 @@ def build(args, device):
 
 
 def describe(args) -> str:
-    return f" ({args.sample_steps} DDIM steps, guidance {args.guidance:g})" if args.generator == "diffusion" else ""
+    if args.generator != "diffusion":
+        return ""
+    return f" (widths {args.widths}, {args.sample_steps} DDIM steps, guidance {args.guidance:g})"
 
 
 if __name__ == "__main__":

@@ -212,8 +212,10 @@ def test_the_model_learns_to_draw_a_finding_it_is_asked_for(tmp_path):
     asked = without.clone()
     asked[:, PATHOLOGIES.index(PLANTED)] = 1
     corner = {}
-    for use_amp, n in ((False, 32), (False, 8), (True, 8)):  # sampling in bf16 (`generate --amp`) must draw it too
-        generator.use_amp = use_amp  # on 8 pairs: bf16 samples 15x slower than fp32 on a CPU without bf16 units
+    # Sampling in bf16 (`generate --amp`) must draw it too, checked on 8 pairs: this model samples 9x slower
+    # in bf16 than in fp32 on a CPU without bf16 units (scripts/bench_generate.py --size 32 --widths 16,32, docs/benchmarks.md).
+    for use_amp, n in ((False, 32), (False, 8), (True, 8)):
+        generator.use_amp = use_amp
         corner[use_amp, n] = [generator.draw(v[:n], stream(1, 0))[:, 0, 3:12, 3:12].mean().item() for v in (asked, without)]
     assert corner[False, 32][0] - corner[False, 32][1] > 0.1, f"corner brightness with and without {PLANTED}: {corner}"
     assert corner[True, 8] == pytest.approx(corner[False, 8], abs=0.02), f"bf16 draws other images: {corner}"
