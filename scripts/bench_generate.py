@@ -3,12 +3,12 @@
     .venv/bin/python scripts/bench_generate.py [--generator gan|diffusion] [--size 64] [--blocks 8]
         [--sample-steps 25] [--guidance 2] [--widths 16,32,64,128] [--device auto] [--amp-against-fp32]
 
-Both sides use the same network (the shipped architecture of that kind, or the UNet `--widths` names,
-untrained: speed does not depend on the weights) and the same label vectors: `generate`'s own path (seeded noise, the GAN's
-forward pass or the diffusion model's DDIM loop with classifier-free guidance, uint8 conversion, Zarr
-chunk writes in a second thread) against the bare forward passes alone (for diffusion: the UNet at the
-same steps and the same doubled batch that guidance needs). Alternates twice, keeps the best of each.
-Last line: `ratio <value>`.
+Both sides use the same network (the shipped architecture of that kind, or the UNet `--widths` names;
+untrained: speed does not depend on the weights) and the same label vectors: `generate`'s own path
+(seeded noise, the GAN's forward pass or the diffusion model's DDIM loop with classifier-free
+guidance, uint8 conversion, Zarr chunk writes in a second thread) against the bare forward passes
+alone (for diffusion: the UNet at the same steps and the same doubled batch that guidance needs).
+Alternates twice, keeps the best of each. Last line: `ratio <value>`.
 
 With `--amp-against-fp32` (diffusion): `generate`'s path sampling in bf16 autocast (`generate --amp on`)
 against the same path in fp32 (`--amp off`), same noise and labels; `ratio` is bf16 over fp32.

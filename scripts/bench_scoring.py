@@ -44,8 +44,8 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, (model, batch) in variants.items():
-            rates[name].append(rate(model, images[:batch], batch))  # warm-up
-            rates[name][-1] = rate(model, images, batch)
+            rate(model, images[:batch], batch)  # warm-up
+            rates[name].append(rate(model, images, batch))
     best = {name: max(values) for name, values in rates.items()}
     baseline = best["before: contiguous weights, batch 256"]
     print(f"CPU, {torch.get_num_threads()} threads; DenseNet-121 embed and score, {args.size} px, {args.images} images")

@@ -50,3 +50,24 @@ def test_the_default_initialisation_is_random_with_or_without_cached_weights(tmp
     assert classifier.build(cache_dir=empty)[1] == classifier.build(cache_dir=cached)[1] == "random initialisation"
     with pytest.raises(ChexbalError, match="--weights nih: no torchxrayvision NIH weights at"):
         classifier.build("nih", cache_dir=empty)
+
+
+def test_a_loaded_judge_scores_as_the_model_it_was_saved_from(tmp_path):
+    """gan-eval's judge is a run's best.pt, loaded with its weights in the inputs' channels_last layout
+    (twice the rate, scripts/bench_scoring.py): its features and probabilities are the saved model's,
+    whatever the scoring batch."""
+    torch.manual_seed(0)
+    saved = classifier.build()[0].eval()
+    torch.save({"model": saved.state_dict(), "epoch": 1}, tmp_path / "best.pt")
+    judge = classifier.load_run(tmp_path)
+    conv = judge.features.denseblock1.denselayer1.conv2.weight  # (32, 128, 3, 3): conv0's one channel fits either layout
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    images = torch.randint(0, 256, (5, 32, 32), dtype=torch.uint8).numpy()
+    with torch.no_grad():
+        x = classifier.to_input(torch.as_tensor(images)).contiguous()
+        expected = torch.sigmoid(saved(x)).numpy()
+    for batch in (classifier.SCORING_BATCH, 2):
+        features, probs = classifier.embed_and_score(judge, images, batch)
+        assert features.shape == (5, 1024)
+        # Alike, not equal: the CPU's kernels differ with layout and batch shape in the last digits.
+        torch.testing.assert_close(probs, expected, rtol=1e-3, atol=1e-6)
