@@ -81,6 +81,7 @@ bench: install  ## the speed benchmarks (each ends with `ratio <value>`)
 	$(BIN)/python scripts/bench_cams.py
 	$(BIN)/python scripts/bench_frechet.py
 	$(BIN)/python scripts/bench_scoring.py
+	$(BIN)/python scripts/bench_generator_step.py
 
 clean-runs:  ## delete runs/ and reports/ (prepared data stays)
 	rm -rf runs reports

@@ -161,6 +161,9 @@ def build_nets(cfg: GanConfig, size: int, device) -> dict:
     """G, D, the label classifier C, the EMA generator and their optimizers, as a checkpoint holds them."""
     G, D = Generator(size, cfg.z_dim, cfg.base).to(device), Discriminator(size, cfg.base).to(device)
     C = LabelClassifier(size, cfg.base).to(device)
+    if device.type == "cpu":  # channels_last weights: a step 1.4x faster on a CPU (scripts/bench_generator_step.py)
+        for net in (G, D, C):
+            net.to(memory_format=torch.channels_last)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
