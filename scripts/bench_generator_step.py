@@ -45,6 +45,7 @@ def seconds_per_step(kind: str, layout, data: tuple, steps: int) -> float:
         def step(i):
             rng = stream(0, i)
             diffusion.train_step(nets, (images, labels), rows(cfg.batch_size, rng), schedule, rng, dropout=0.1, use_amp=False)
+
     for net in nets.values():
         if isinstance(net, torch.nn.Module):
             net.to(memory_format=layout)
