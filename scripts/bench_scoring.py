@@ -5,10 +5,10 @@ it had before 2026-12-07, side by side in one run.
 
 Both sides call `classifier.embed_and_score` (the pooled features and probabilities of uint8 images,
 on the CPU) with the same untrained DenseNet-121 and the same images; speed does not depend on the
-weights. chexbal's setup: the weights in channels_last like the inputs (what `load_run` returns) and
-`SCORING_BATCH` images a batch. Before: contiguous weights and batch 256. Also prints chexbal's
-layout at other batch sizes. Rounds alternate; the best round of each is kept. Last line:
-`ratio <chexbal's / before>`.
+weights. chexbal's setup: the weights in channels_last like the inputs (`for_scoring`, as `load_run`
+returns them) and `SCORING_BATCH` images a batch. Before: contiguous weights and batch 256. Also
+prints chexbal's layout at other batch sizes. Rounds alternate; the best round of each is kept.
+Last line: `ratio <chexbal's / before>`.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def main() -> None:
     torch.manual_seed(0)
     images = torch.randint(0, 256, (args.images, args.size, args.size), dtype=torch.uint8).numpy()
     before = classifier.Classifier().eval()
-    now = classifier.Classifier().eval()
+    now = classifier.Classifier()
     now.load_state_dict(before.state_dict())
-    now.to(memory_format=torch.channels_last)
+    classifier.for_scoring(now)
     variants = {"before: contiguous weights, batch 256": (before, 256)}
     variants |= {f"chexbal: channels_last, batch {b}": (now, b) for b in sorted({32, classifier.SCORING_BATCH, 128, 256})}
     rates: dict[str, list[float]] = {name: [] for name in variants}

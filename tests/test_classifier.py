@@ -54,7 +54,7 @@ def test_the_default_initialisation_is_random_with_or_without_cached_weights(tmp
 
 def test_a_loaded_judge_scores_as_the_model_it_was_saved_from(tmp_path):
     """gan-eval's judge is a run's best.pt, loaded with its weights in the inputs' channels_last layout
-    (twice the rate, scripts/bench_scoring.py): its features and probabilities are the saved model's,
+    (1.5x the rate, scripts/bench_scoring.py): its features and probabilities are the saved model's,
     whatever the scoring batch."""
     torch.manual_seed(0)
     saved = classifier.build()[0].eval()

@@ -133,9 +133,7 @@ def _state_dict_of(saved) -> dict:
 
 
 def load_run(run_dir: Path) -> Classifier:
-    """The best checkpoint of a `chexbal train` run, on the CPU, in eval mode, its weights in
-    channels_last like its inputs (`to_input`): in two layouts every convolution converts one of them,
-    and scoring runs 1.5x slower (scripts/bench_scoring.py)."""
+    """The best checkpoint of a `chexbal train` run, on the CPU, ready to score (`for_scoring`)."""
     best = Path(run_dir) / "best.pt"
     if not best.is_file():
         raise ChexbalError(f"no trained classifier at {run_dir} (best.pt missing): run `chexbal train` first")
@@ -145,6 +143,12 @@ def load_run(run_dir: Path) -> Classifier:
         model.load_state_dict(saved["model"])
     except (KeyError, RuntimeError) as err:
         raise ChexbalError(f"{best} does not hold a chexbal DenseNet-121 ({type(err).__name__})") from None
+    return for_scoring(model)
+
+
+def for_scoring(model: Classifier) -> Classifier:
+    """The model in eval mode, its weights in channels_last like its inputs (`to_input`): in two
+    layouts every convolution converts one of them, and scoring runs 1.5x slower (scripts/bench_scoring.py)."""
     return model.eval().to(memory_format=torch.channels_last)
 
 

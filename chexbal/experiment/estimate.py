@@ -143,8 +143,7 @@ def _classifier_rates(plan: Plan, device) -> tuple[float, float, float]:
     model.eval()
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.use_amp):
         score_seconds = _timed(lambda: model(classifier.to_input(images)))
-    # gan-eval loads its judges on the CPU (`load_run`: channels_last) and scores in fp32
-    judge = classifier.build()[0].eval().to(memory_format=torch.channels_last)
+    judge = classifier.for_scoring(classifier.build()[0])  # as gan-eval loads its judges: on the CPU, fp32
     judge_seconds = _timed(lambda: classifier.embed_and_score(judge, images.cpu().numpy()))
     return 2 * batch / train_seconds, 2 * batch / score_seconds, 2 * batch / judge_seconds
 
